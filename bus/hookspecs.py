@@ -1,0 +1,78 @@
+"""The handler plugin hooks: this module is their API reference.
+
+secbus loads handlers with pluggy (project name ``secbus``). A handler is a
+module or object whose functions carry ``@secbus.hookimpl``; it is registered
+under the entry-point group ``secbus.handlers`` and enabled by name in the
+config. Built-in handlers (audit, metrics, alerting, alert outputs) are
+registered exactly the same way and use nothing else.
+
+Every handler consumes the broker's durable logs (events, closed traces,
+alerts) behind cursors of its own, in a runner thread of its own: a hook that
+raises is retried with backoff for the same batch, and neither stops ingest
+nor any other handler. Delivery is at least once per handler, in log order.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("secbus")
+hookimpl = pluggy.HookimplMarker("secbus")
+
+
+@hookspec
+def startup(app) -> None:
+    """Called once in the handler's runner before any other hook.
+
+    ``app`` is the broker's handle for plugins (``secbus.app.PluginApp``):
+    ``app.name`` (this handler's name), ``app.settings`` (its config table
+    ``[handlers.<name>]`` as a dict), ``app.data_dir``, ``app.publish_alert()``,
+    ``app.add_route()`` for HTTP endpoints, ``app.stats()`` and ``app.log``
+    (read-only queries). Raise to refuse to start: the broker logs it and
+    the handler stays stopped while the others run.
+    """
+
+
+@hookspec
+def on_events(events: list[dict]) -> None:
+    """Called with a batch of committed events, in log order.
+
+    Each event is a dict as stored: the publisher's fields plus ``seq`` (the
+    log offset, strictly increasing), ``received_ns``, ``publisher`` and
+    ``tenant``. Returning means the batch is handled and the cursor moves
+    past it; raising means the same batch comes again after a backoff, so
+    make handling idempotent (``seq`` is a good key).
+    """
+
+
+@hookspec
+def on_trace(trace: dict) -> None:
+    """Called with one closed, correlated trace.
+
+    Keys: ``tenant``, ``trace_id``, ``events`` (in time order),
+    ``platforms``, ``services``, ``outcomes``, ``first_ts``, ``last_ts``,
+    ``flags`` (a list from ``cross_platform``, ``mixed_outcomes``, ``evicted``,
+    ``late``) and ``seq`` (the trace log offset). Same delivery rules as
+    :func:`on_events`.
+    """
+
+
+@hookspec
+def on_alert(alert: dict) -> None:
+    """Called with one alert raised by any handler through ``app.publish_alert``.
+
+    Keys: ``id``, ``rule``, ``severity``, ``group``, ``count``,
+    ``suppressed``, ``first_ts``, ``last_ts``, ``event_ids``, ``trace_ids``,
+    ``summary`` and ``seq`` (the alert log offset). Alert outputs (log, file,
+    webhook, syslog) implement this hook. Same delivery rules as
+    :func:`on_events`.
+    """
+
+
+@hookspec
+def shutdown() -> None:
+    """Called once when the broker stops, after the handler's last batch.
+
+    Flush and close files here; the broker waits for it up to its shutdown
+    deadline.
+    """

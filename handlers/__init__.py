@@ -1,0 +1,1 @@
+"""Built-in handler plugins: audit, metrics, alerting and alert outputs."""
