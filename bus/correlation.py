@@ -1,0 +1,169 @@
+"""Trace correlation: group committed events by (tenant, trace_id) into traces.
+
+Pure logic, no I/O and no clock of its own: the correlator runner feeds it
+events in log order and tells it the time, which keeps it deterministic in
+tests and on replay after a restart.
+
+The policy follows the OpenTelemetry Collector's groupbytrace processor:
+a trace closes once no event has arrived for ``trace_idle_ns``; at most
+``max_open_traces`` stay open, and when one more would open, the least
+recently active is closed early and flagged ``evicted`` (memory stays
+bounded whatever the traffic). A trace keeps at most ``max_trace_events``
+events (flag ``truncated``, with the full count in ``event_count``).
+An event whose trace closed recently opens a new trace flagged ``late``;
+"recently" is remembered for the last ``remember_closed`` traces.
+
+Closed traces carry their events in time order, the platforms, services
+and outcome counts, the first and last event timestamps, and the flags
+``cross_platform`` (two or more platforms), ``mixed_outcomes`` (two or more
+outcomes), ``evicted``, ``late`` and ``truncated``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+TraceKey = tuple[str, str]
+
+
+@dataclass
+class _OpenTrace:
+    tenant: str
+    trace_id: str
+    late: bool
+    last_seen_ns: int
+    events: list[dict] = field(default_factory=list)
+    event_count: int = 0
+    platforms: set[str] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    first_seq: int | None = None
+    last_seq: int | None = None
+    first_ts: int | None = None
+    last_ts: int | None = None
+
+
+class Correlator:
+    """Open traces in memory, closed by idleness, eviction or :meth:`close_all`."""
+
+    def __init__(
+        self,
+        trace_idle_ns: int,
+        max_open_traces: int = 10_000,
+        max_trace_events: int = 1_000,
+        remember_closed: int | None = None,
+    ) -> None:
+        if trace_idle_ns <= 0:
+            raise ValueError(f"trace_idle: must be positive, got {trace_idle_ns} ns")
+        if max_open_traces < 1:
+            raise ValueError(f"max_open_traces: must be at least 1, got {max_open_traces}")
+        if max_trace_events < 1:
+            raise ValueError(f"max_trace_events: must be at least 1, got {max_trace_events}")
+        self.trace_idle_ns = trace_idle_ns
+        self.max_open_traces = max_open_traces
+        self.max_trace_events = max_trace_events
+        self.remember_closed = remember_closed if remember_closed is not None else 4 * max_open_traces
+        self._open: OrderedDict[TraceKey, _OpenTrace] = OrderedDict()  # least recently active first
+        self._closed: OrderedDict[TraceKey, None] = OrderedDict()
+        self.evicted = 0
+        self.late = 0
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def oldest_open_seq(self) -> int | None:
+        """The smallest log offset held by an open trace (where a restart must resume)."""
+        seqs = [t.first_seq for t in self._open.values() if t.first_seq is not None]
+        return min(seqs) if seqs else None
+
+    def add(self, event: dict) -> list[dict]:
+        """Add one committed event; return the traces this closed early (evictions)."""
+        key = (event.get("tenant", "default"), event["trace_id"])
+        now = event.get("received_ns") or event["ts"]
+        trace = self._open.get(key)
+        closed: list[dict] = []
+        if trace is None:
+            if len(self._open) >= self.max_open_traces:
+                _, oldest = self._open.popitem(last=False)
+                self.evicted += 1
+                closed.append(self._close(oldest, evicted=True))
+            late = key in self._closed
+            if late:
+                self.late += 1
+            trace = _OpenTrace(tenant=key[0], trace_id=key[1], late=late, last_seen_ns=now)
+            self._open[key] = trace
+        else:
+            self._open.move_to_end(key)
+        self._record(trace, event, now)
+        return closed
+
+    def expire(self, now_ns: int) -> list[dict]:
+        """Close every trace idle for ``trace_idle_ns`` or more at ``now_ns``."""
+        closed = []
+        while self._open:
+            key, trace = next(iter(self._open.items()))
+            if trace.last_seen_ns + self.trace_idle_ns > now_ns:
+                break
+            del self._open[key]
+            closed.append(self._close(trace))
+        return closed
+
+    def close_all(self) -> list[dict]:
+        """Close every open trace now (for a final flush)."""
+        closed = [self._close(trace) for trace in self._open.values()]
+        self._open.clear()
+        return closed
+
+    def _record(self, trace: _OpenTrace, event: dict, now: int) -> None:
+        trace.last_seen_ns = max(trace.last_seen_ns, now)
+        trace.event_count += 1
+        if len(trace.events) < self.max_trace_events:
+            trace.events.append(event)
+        source = event.get("source") or {}
+        if source.get("platform"):
+            trace.platforms.add(source["platform"])
+        if source.get("service"):
+            trace.services.add(source["service"])
+        outcome = event.get("outcome", "unknown")
+        trace.outcomes[outcome] = trace.outcomes.get(outcome, 0) + 1
+        seq = event.get("seq")
+        if seq is not None:
+            trace.first_seq = seq if trace.first_seq is None else min(trace.first_seq, seq)
+            trace.last_seq = seq if trace.last_seq is None else max(trace.last_seq, seq)
+        ts = event["ts"]
+        trace.first_ts = ts if trace.first_ts is None else min(trace.first_ts, ts)
+        trace.last_ts = ts if trace.last_ts is None else max(trace.last_ts, ts)
+
+    def _close(self, trace: _OpenTrace, evicted: bool = False) -> dict:
+        key = (trace.tenant, trace.trace_id)
+        self._closed[key] = None
+        self._closed.move_to_end(key)
+        while len(self._closed) > self.remember_closed:
+            self._closed.popitem(last=False)
+        flags = []
+        if len(trace.platforms) > 1:
+            flags.append("cross_platform")
+        if evicted:
+            flags.append("evicted")
+        if trace.late:
+            flags.append("late")
+        if len(trace.outcomes) > 1:
+            flags.append("mixed_outcomes")
+        if trace.event_count > len(trace.events):
+            flags.append("truncated")
+        return {
+            "tenant": trace.tenant,
+            "trace_id": trace.trace_id,
+            "events": sorted(trace.events, key=lambda e: (e["ts"], e.get("seq", 0))),
+            "event_count": trace.event_count,
+            "platforms": sorted(trace.platforms),
+            "services": sorted(trace.services),
+            "outcomes": dict(sorted(trace.outcomes.items())),
+            "first_ts": trace.first_ts,
+            "last_ts": trace.last_ts,
+            "first_seq": trace.first_seq,
+            "last_seq": trace.last_seq,
+            "flags": flags,
+        }
