@@ -41,7 +41,10 @@ MAX_TYPE_LEN = 128
 MAX_INT64 = 2**63 - 1
 MAX_UINT64 = 2**64 - 1
 
-_SCALARS = (str, int, float, bool, type(None))
+_ID_MATCH = ID_RE.fullmatch
+_ATTR_KEY_MATCH = ATTR_KEY_RE.fullmatch
+_ACTOR_SET = frozenset(ACTOR_FIELDS)
+_SOURCE_STRINGS = frozenset(("platform", "sdk", "service", "host"))
 _OUTCOME_SET = frozenset(OUTCOMES)
 _SEVERITY_SET = frozenset(SEVERITIES)
 
@@ -76,7 +79,7 @@ def _fail(field: str, message: str, code: str = INVALID) -> WireError:
 def _check_str(field: str, value: Any, limits: Limits) -> str:
     if type(value) is not str:
         raise _fail(field, f"expected a string, got {show(value)}")
-    if len(value) * 4 > limits.max_string_bytes and len(value.encode("utf-8")) > limits.max_string_bytes:
+    if len(value) * 4 > limits.max_string_bytes and len(value.encode("utf-8", "surrogatepass")) > limits.max_string_bytes:
         raise _fail(field, f"string of {len(value.encode('utf-8'))} bytes exceeds the limit of {limits.max_string_bytes}")
     return value
 
@@ -124,15 +127,15 @@ def _check_map(field: str, value: Any) -> dict:
 def _check_source(value: Any, limits: Limits) -> dict:
     source = _check_map("source", value)
     out = {}
-    for key in sorted(source):
+    short = limits.max_string_bytes // 4
+    for key in sorted(source, key=str):  # key=str: a bytes key is rejected below, not a TypeError here
         item = source[key]
-        field = f"source.{key}"
-        if key == "pid":
-            out[key] = _check_uint(field, item, 2**32 - 1)
-        elif key in ("platform", "sdk", "service", "host"):
-            out[key] = _check_str(field, item, limits)
+        if key in _SOURCE_STRINGS:
+            out[key] = item if type(item) is str and len(item) <= short else _check_str(f"source.{key}", item, limits)
+        elif key == "pid":
+            out[key] = _check_uint("source.pid", item, 2**32 - 1)
         elif type(key) is str and FIELD_NAME_RE.fullmatch(key):
-            out[key] = _check_scalar(field, item, limits)
+            out[key] = _check_scalar(f"source.{key}", item, limits)
         else:
             raise _fail("source", f"invalid key {show(key)}")
     for required in ("platform", "sdk", "service"):
@@ -146,11 +149,13 @@ def _check_source(value: Any, limits: Limits) -> dict:
 def _check_actor(value: Any, limits: Limits) -> dict:
     actor = _check_map("actor", value)
     out = {}
-    for key in sorted(actor):
-        if key in ACTOR_FIELDS:
-            out[key] = _check_str(f"actor.{key}", actor[key], limits)
+    short = limits.max_string_bytes // 4
+    for key in sorted(actor, key=str):
+        item = actor[key]
+        if key in _ACTOR_SET:
+            out[key] = item if type(item) is str and len(item) <= short else _check_str(f"actor.{key}", item, limits)
         elif type(key) is str and FIELD_NAME_RE.fullmatch(key):
-            out[key] = _check_scalar(f"actor.{key}", actor[key], limits)
+            out[key] = _check_scalar(f"actor.{key}", item, limits)
         else:
             raise _fail("actor", f"invalid key {show(key)}")
     return out
@@ -161,11 +166,27 @@ def _check_attrs(value: Any, limits: Limits) -> dict:
     if len(attrs) > limits.max_attrs:
         raise _fail("attrs", f"{len(attrs)} attrs exceed the limit of {limits.max_attrs}")
     out = {}
-    for key in sorted(attrs):
-        if type(key) is not str or not ATTR_KEY_RE.fullmatch(key):
+    short = limits.max_string_bytes // 4
+    for key in sorted(attrs, key=str):
+        if type(key) is not str or not _ATTR_KEY_MATCH(key):
             raise _fail("attrs", f"invalid key {show(key)}: keys match [A-Za-z_][A-Za-z0-9_.:-]{{0,127}}")
-        out[key] = _check_value(f"attrs.{key}", attrs[key], limits)
+        item = attrs[key]
+        if _is_plain_scalar(item, short):
+            out[key] = item
+        else:
+            out[key] = _check_value(f"attrs.{key}", item, limits)
     return out
+
+
+def _is_plain_scalar(value: Any, short: int) -> bool:
+    """The common case that needs no further check: a short string, an int in
+    range, a bool or nil. Anything else goes through the full check."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= short
+    if kind is int:
+        return -(2**63) <= value <= MAX_UINT64
+    return kind is bool or value is None
 
 
 def _check_hex_id(field: str, value: Any, pattern: re.Pattern, width: int) -> str:
@@ -183,45 +204,75 @@ def _check_type(value: Any) -> str:
 
 
 def _check_enum(field: str, value: Any, allowed: frozenset, names: tuple) -> str:
-    if value not in allowed or type(value) is not str:
+    if type(value) is not str or value not in allowed:
         raise _fail(field, f"expected one of {', '.join(names)}, got {show(value)}")
     return value
 
 
-def _check_field(key: str, value: Any, limits: Limits) -> Any:
-    if key == "id":
-        if type(value) is not str or not ID_RE.fullmatch(value):
-            raise _fail("id", f"expected a lowercase canonical UUIDv7 string, got {show(value)}")
-        return value
-    if key == "ts":
-        return _check_uint("ts", value, MAX_INT64)
-    if key == "type":
-        return _check_type(value)
-    if key == "outcome":
-        return _check_enum("outcome", value, _OUTCOME_SET, OUTCOMES)
-    if key == "trace_id":
-        return _check_hex_id("trace_id", value, TRACE_ID_RE, 32)
-    if key == "span_id":
-        return _check_hex_id("span_id", value, SPAN_ID_RE, 16)
-    if key == "source":
-        return _check_source(value, limits)
-    if key == "severity":
-        return _check_enum("severity", value, _SEVERITY_SET, SEVERITIES)
-    if key == "actor":
-        return _check_actor(value, limits)
-    if key == "attrs":
-        return _check_attrs(value, limits)
-    if key in ("resource", "reason", "publisher", "tenant"):
-        return _check_str(key, value, limits)
-    if key in ("duration_us", "seq", "received_ns"):
-        return _check_uint(key, value, MAX_INT64)
-    if type(key) is not str or not FIELD_NAME_RE.fullmatch(key):
+def _check_id(value: Any, limits: Limits) -> str:
+    if type(value) is not str or not _ID_MATCH(value):
+        raise _fail("id", f"expected a lowercase canonical UUIDv7 string, got {show(value)}")
+    return value
+
+
+def _check_trace_id(value: Any, limits: Limits) -> str:
+    return _check_hex_id("trace_id", value, TRACE_ID_RE, 32)
+
+
+def _check_span_id(value: Any, limits: Limits) -> str:
+    return _check_hex_id("span_id", value, SPAN_ID_RE, 16)
+
+
+def _check_outcome(value: Any, limits: Limits) -> str:
+    return _check_enum("outcome", value, _OUTCOME_SET, OUTCOMES)
+
+
+def _check_severity(value: Any, limits: Limits) -> str:
+    return _check_enum("severity", value, _SEVERITY_SET, SEVERITIES)
+
+
+def _string_field(name: str):
+    def check(value: Any, limits: Limits) -> str:
+        if type(value) is str and len(value) * 4 <= limits.max_string_bytes:
+            return value
+        return _check_str(name, value, limits)
+    return check
+
+
+def _uint_field(name: str):
+    def check(value: Any, limits: Limits) -> int:
+        if type(value) is int and 0 <= value <= MAX_INT64:
+            return value
+        return _check_uint(name, value, MAX_INT64)
+    return check
+
+
+# One checker per known field; the loop in validate_event looks them up.
+_CHECKERS = {
+    "id": _check_id,
+    "ts": _uint_field("ts"),
+    "type": lambda value, limits: _check_type(value),
+    "outcome": _check_outcome,
+    "trace_id": _check_trace_id,
+    "span_id": _check_span_id,
+    "source": _check_source,
+    "severity": _check_severity,
+    "actor": _check_actor,
+    "attrs": _check_attrs,
+    **{name: _string_field(name) for name in ("resource", "reason", "publisher", "tenant")},
+    **{name: _uint_field(name) for name in ("duration_us", "seq", "received_ns")},
+}
+
+
+def _check_unknown(key: str, value: Any, limits: Limits) -> Any:
+    """An unknown optional field from a newer minor version: tolerated, kept."""
+    if not FIELD_NAME_RE.fullmatch(key):
         raise _fail("event", f"invalid field name {show(key)}")
-    # An unknown optional field from a newer minor version: tolerated, kept.
     return _check_value(key, value, limits)
 
 
 REQUIRED_FIELDS = ("id", "outcome", "source", "span_id", "trace_id", "ts", "type", "v")
+_REQUIRED_SET = frozenset(REQUIRED_FIELDS)
 
 
 def validate_event(event: Any, limits: Limits = DEFAULT_LIMITS) -> dict:
@@ -238,19 +289,28 @@ def validate_event(event: Any, limits: Limits = DEFAULT_LIMITS) -> dict:
         raise _fail("v", f"expected the integer 1, got {show(version)}")
     if version != EVENT_VERSION:
         raise _fail("v", f"event version {version} is not supported (this side speaks 1)", UNSUPPORTED_VERSION)
-    for name in REQUIRED_FIELDS:
-        if name not in event:
-            raise _fail(name, "required field is missing")
+    if not _REQUIRED_SET.issubset(event):
+        missing = next(name for name in REQUIRED_FIELDS if name not in event)
+        raise _fail(missing, "required field is missing")
+    try:
+        keys = sorted(event)
+    except TypeError:
+        bad = next(k for k in event if type(k) is not str)
+        raise _fail("event", f"invalid field name {show(bad)}") from None
     out = {}
-    for key in sorted(event, key=_sort_key):
-        out[key] = version if key == "v" else _check_field(key, event[key], limits)
+    checkers = _CHECKERS
+    for key in keys:
+        if type(key) is not str:
+            raise _fail("event", f"invalid field name {show(key)}")
+        value = event[key]
+        checker = checkers.get(key)
+        if key == "v":
+            out[key] = value
+        elif checker is not None:
+            out[key] = checker(value, limits)
+        else:
+            out[key] = _check_unknown(key, value, limits)
     return out
-
-
-def _sort_key(key: Any) -> str:
-    if type(key) is not str:
-        raise _fail("event", f"invalid field name {show(key)}")
-    return key
 
 
 def check_event_size(packed: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -266,4 +326,8 @@ def category(event_type: str) -> str:
 def validate_fields(fields: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> None:
     """Validate selected fields (for SDKs checking caller input at emit time)."""
     for key, value in fields.items():
-        _check_field(key, value, limits)
+        checker = _CHECKERS.get(key)
+        if checker is not None:
+            checker(value, limits)
+        else:
+            _check_unknown(key, value, limits)
