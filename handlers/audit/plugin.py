@@ -1,0 +1,62 @@
+"""The ``audit`` handler plugin: hooks around :class:`~.writer.AuditWriter`.
+
+Settings (``[handlers.audit]``; docs/audit.md has the full reference):
+``dir``, ``max_file_mb``, ``rotate_interval``, ``fsync``, ``fsync_interval``,
+``checkpoint_every``, ``checkpoint_interval``, ``signing_key``,
+``redact_keys``, ``hash_fields``.
+"""
+
+from __future__ import annotations
+
+from secbus import hookimpl
+
+from .._settings import Settings
+from .redact import DEFAULT_HASH_FIELDS, DEFAULT_SECRET_WORDS, Redactor
+from .signing import Signer
+from .writer import MiB, AuditWriter
+
+
+def writer_from_settings(name: str, values: dict, data_dir) -> AuditWriter:
+    s = Settings(name, values)
+    directory = s.path("dir", "audit", base=data_dir)
+    signing_key = s.path("signing_key", None, base=data_dir)
+    writer = AuditWriter(
+        directory,
+        redactor=Redactor(s.strings("redact_keys", list(DEFAULT_SECRET_WORDS)),
+                          s.strings("hash_fields", list(DEFAULT_HASH_FIELDS))),
+        signer=Signer.from_file(signing_key) if signing_key else None,
+        max_file_bytes=int(s.number("max_file_mb", 64, minimum=0.001) * MiB),
+        rotate_interval=s.number("rotate_interval", 86400),
+        fsync=s.string("fsync", "batch", choices=("batch", "interval")),
+        fsync_interval=s.number("fsync_interval", 1.0),
+        checkpoint_every=s.integer("checkpoint_every", 1000, minimum=1),
+        checkpoint_interval=s.number("checkpoint_interval", 60),
+    )
+    s.reject_unknown()
+    return writer
+
+
+class AuditHandler:
+    """One audit log; the broker calls these hooks from the handler's runner."""
+
+    def __init__(self) -> None:
+        self.writer: AuditWriter | None = None
+
+    @hookimpl
+    def startup(self, app) -> None:
+        self.writer = writer_from_settings(app.name, app.settings, app.data_dir)
+        self.writer.open()
+        app.logger.info("audit: writing %s (record %d, last seq %d)", self.writer.directory,
+                        self.writer.n, self.writer.last_seq)
+
+    @hookimpl
+    def on_events(self, events: list[dict]) -> None:
+        self.writer.write_events(events)
+
+    @hookimpl
+    def shutdown(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+handler = AuditHandler()

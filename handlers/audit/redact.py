@@ -1,0 +1,63 @@
+"""Keeping secrets out of the audit log.
+
+Audit records metadata, never secrets: an ``attrs`` key is *secret* when its
+name, lowercased, contains one of the configured words (``password``,
+``passwd``, ``secret``, ``token``, ``authorization``, ``cookie``,
+``api_key``, ``apikey``, ``private_key`` by default).  Substring matching is
+deliberate: ``api_token``, ``X-Auth-Token`` and ``session_cookie`` are
+secrets too, and a false positive (``token_type``) only costs a value in the
+audit log, whereas a false negative leaks a credential into a file kept for
+years.  Secret keys are dropped with their values; the record lists the
+dropped key names under ``redacted`` so a reader knows something was there.
+
+Some fields identify a secret without being one to the reader (a session id
+can be replayed as a bearer credential): those listed in ``hash_fields``
+(``actor.session`` by default) are replaced by ``sha256:`` and the first 16
+hex digits of their SHA-256, which still lets records be correlated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+DEFAULT_SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "cookie",
+                        "api_key", "apikey", "private_key")
+DEFAULT_HASH_FIELDS = ("actor.session",)
+
+
+def fingerprint(value: object) -> str:
+    return "sha256:" + hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:16]
+
+
+class Redactor:
+    def __init__(self, secret_words: Iterable[str] = DEFAULT_SECRET_WORDS,
+                 hash_fields: Iterable[str] = DEFAULT_HASH_FIELDS):
+        self.words = tuple(w.lower() for w in secret_words)
+        self.hash_fields = tuple(tuple(f.split(".", 1)) if "." in f else (f, None) for f in hash_fields)
+
+    def is_secret(self, key: str) -> bool:
+        lowered = key.lower()
+        return any(word in lowered for word in self.words)
+
+    def redact(self, event: dict) -> tuple[dict, list[str]]:
+        """A copy of ``event`` safe to store, and the names of what was removed."""
+        out = dict(event)
+        removed: list[str] = []
+        attrs = event.get("attrs")
+        if isinstance(attrs, dict):
+            kept = {}
+            for key, value in attrs.items():
+                if self.is_secret(key):
+                    removed.append(f"attrs.{key}")
+                else:
+                    kept[key] = value
+            out["attrs"] = kept
+        for top, sub in self.hash_fields:
+            if sub is None:
+                if top in out and out[top] is not None:
+                    out[top] = fingerprint(out[top])
+            elif isinstance(out.get(top), dict) and out[top].get(sub) is not None:
+                out[top] = dict(out[top])
+                out[top][sub] = fingerprint(out[top][sub])
+        return out, removed

@@ -1,0 +1,8 @@
+"""Placeholder while this handler is being written."""
+
+
+class _Pending:
+    pass
+
+
+handler = _Pending()
