@@ -1,0 +1,119 @@
+// Node side of the SDK benchmarks: Ed25519 verification with node:crypto
+// alone and with one emit() per verification (interleaved repetitions in one
+// process, medians), and emit() per-call p50/p99 with the bus up or down.
+//
+// Usage: node sdk_bench.mjs '<json options>'  -> prints one JSON object.
+// Options: {mode: "verify"|"overhead"|"emit", iterations, repeats, calls, burst,
+//           endpoint, spoolDir, sdkPath}
+import { generateKeyPairSync, sign, verify, randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+
+const opts = JSON.parse(process.argv[2] || '{}');
+const now = () => process.hrtime.bigint();
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function pct(sorted, q) {
+  if (!sorted.length) return null;
+  const rank = Math.max(1, Math.ceil((q / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1];
+}
+
+const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+const message = randomBytes(256);
+const signature = sign(null, message, privateKey);
+
+function verifyLoop(n, onEach) {
+  const t0 = now();
+  for (let i = 0; i < n; i++) {
+    if (!verify(null, message, publicKey, signature)) throw new Error('signature did not verify');
+    if (onEach) onEach(i);
+  }
+  return Number(now() - t0) / n; // ns per iteration
+}
+
+async function loadClient() {
+  const mod = await import(pathToFileURL(opts.sdkPath).href);
+  return mod.Client;
+}
+
+async function drain(client, ms) {
+  if (typeof client.flush === 'function') await client.flush(ms);
+}
+
+async function main() {
+  const n = opts.iterations ?? 20000;
+  const repeats = opts.repeats ?? 5;
+  if (opts.mode === 'verify') {
+    verifyLoop(Math.min(n, 2000));
+    const runs = [];
+    for (let r = 0; r < repeats; r++) runs.push(verifyLoop(n));
+    return { verify_ns: { median: median(runs), runs } };
+  }
+  const Client = await loadClient();
+  const client = new Client({ endpoint: opts.endpoint, service: 'bench-node', spoolDir: opts.spoolDir });
+  const emitOne = (i) => client.emit('authn.signature.verify', {
+    outcome: 'success', actor: { user: `user${i % 1000}`, key_id: 'k-1' },
+    resource: 'doc/invoices/2026-11', attrs: { algorithm: 'ed25519', message_bytes: 256 }, durationUs: 61,
+  });
+  try {
+    if (opts.mode === 'overhead') {
+      // Interleave: alone, with-emit, with-emit, alone, ... (order alternates per round).
+      const burst = opts.burst ?? 2000;
+      const timed = async (withEmit) => {
+        let total = 0;
+        for (let done = 0; done < n; done += burst) {
+          const k = Math.min(burst, n - done);
+          total += verifyLoop(k, withEmit ? emitOne : null) * k;
+          if (withEmit) await drain(client, 5000); // the sender runs between bursts too
+        }
+        return total / n;
+      };
+      await timed(false); await timed(true);
+      const alone = [], withEmit = [];
+      for (let r = 0; r < repeats; r++) {
+        if (r % 2) { withEmit.push(await timed(true)); alone.push(await timed(false)); }
+        else { alone.push(await timed(false)); withEmit.push(await timed(true)); }
+      }
+      return { verify_ns: { median: median(alone), runs: alone },
+               verify_emit_ns: { median: median(withEmit), runs: withEmit },
+               stats: client.stats() };
+    }
+    if (opts.mode === 'emit') {
+      const calls = opts.calls ?? 50000;
+      const burst = opts.burst ?? 2000;
+      const samples = new Float64Array(calls);
+      let k = 0;
+      for (let i = 0; i < Math.min(calls, 5000); i++) emitOne(i); // warm-up
+      await drain(client, 10000);
+      while (k < calls) {
+        const end = Math.min(calls, k + burst);
+        for (; k < end; k++) {
+          const t0 = now();
+          emitOne(k);
+          samples[k] = Number(now() - t0);
+        }
+        if (opts.busUp) await drain(client, 10000);
+        else await new Promise((r) => setImmediate(r));
+      }
+      // Clock cost of one hrtime pair, reported beside the figures.
+      const clk = [];
+      for (let i = 0; i < 20000; i++) { const a = now(); clk.push(Number(now() - a)); }
+      clk.sort((a, b) => a - b);
+      const sorted = Array.from(samples).sort((a, b) => a - b);
+      return { p50_ns: pct(sorted, 50), p90_ns: pct(sorted, 90), p99_ns: pct(sorted, 99), max_ns: sorted[sorted.length - 1],
+               mean_ns: sorted.reduce((a, b) => a + b, 0) / sorted.length, calls, clock_pair_ns: pct(clk, 50),
+               stats: client.stats() };
+    }
+    throw new Error(`unknown mode ${opts.mode}`);
+  } finally {
+    if (typeof client.close === 'function') await client.close(opts.busUp === false ? 2000 : 10000);
+  }
+}
+
+main().then((out) => { process.stdout.write(JSON.stringify(out) + '\n'); process.exit(0); },
+  (err) => { process.stdout.write(JSON.stringify({ error: String(err && err.stack || err) }) + '\n'); process.exit(1); });
