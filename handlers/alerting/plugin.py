@@ -1,8 +1,92 @@
-"""Placeholder while this handler is being written."""
+"""The ``alerting`` handler plugin: the rule engine behind the broker's hooks.
+
+Settings (``[handlers.alerting]``, docs/alerting.md): ``rules`` (a rules
+file, added to the defaults), ``default_rules`` (true), ``max_groups``
+(10000 per rule), ``max_ids`` (100 event ids per alert), ``state_interval``
+(5 s), ``ledger_max_rows`` (1000000).
+
+Alerts go out through ``app.publish_alert``: the broker appends them to its
+alerts stream, from which the feed (``alert.<severity>``) and every
+``on_alert`` output (log, file, webhook, syslog) take them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from secbus import hookimpl
+
+from .._settings import Settings
+from .engine import Engine
+from .ledger import Ledger
+from .rules import load_rules
 
 
-class _Pending:
-    pass
+class AlertingHandler:
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.ledger: Ledger | None = None
+        self.state_interval_ns = 5 * 10**9
+        self._saved_at = 0
+        self._max_ts = 0
+
+    @hookimpl
+    def startup(self, app) -> None:
+        s = Settings(app.name, app.settings)
+        rules = load_rules(s.path("rules", None, base=app.data_dir), s.boolean("default_rules", True))
+        max_groups = s.integer("max_groups", 10_000, minimum=1)
+        max_ids = s.integer("max_ids", 100, minimum=1)
+        self.state_interval_ns = int(s.number("state_interval", 5.0) * 1e9)
+        ledger_rows = s.integer("ledger_max_rows", 1_000_000, minimum=1)
+        s.reject_unknown()
+        self.ledger = Ledger(app.data_dir / "alerting" / "state.db", ledger_rows)
+        self.engine = Engine(rules, app.publish_alert, max_groups=max_groups, max_ids=max_ids,
+                             on_suppressed=self.ledger.add)
+        saved = self.ledger.load_state()
+        if saved:
+            self.engine.restore(saved)
+        self._saved_at = time.monotonic_ns()
+        app.add_route("GET", "/alerting/alerts/{alert_id}", self._suppressed_route)
+        app.add_route("GET", "/alerting/rules", self._rules_route)
+        app.logger.info("alerting: %d rules loaded (%s)", len(rules), ", ".join(r.name for r in rules))
+
+    def _after(self, published: int, max_ts: int) -> None:
+        now = time.monotonic_ns()
+        self._max_ts = max(self._max_ts, max_ts)
+        due = published or now - self._saved_at >= self.state_interval_ns
+        if due:
+            self.engine.sweep(self._max_ts)
+            self._saved_at = now
+        self.ledger.commit(self.engine.snapshot() if due else None)
+
+    @hookimpl
+    def on_events(self, events: list[dict]) -> None:
+        published = self.engine.process_events(events)
+        self._after(published, max((e.get("ts", 0) for e in events), default=0))
+
+    @hookimpl
+    def on_trace(self, trace: dict) -> None:
+        published = self.engine.process_trace(trace)
+        self._after(published, trace.get("last_ts", 0))
+
+    @hookimpl
+    def shutdown(self) -> None:
+        if self.engine is not None and self.ledger is not None:
+            self.ledger.commit(self.engine.snapshot())
+            self.ledger.close()
+
+    async def _suppressed_route(self, request: web.Request) -> web.Response:
+        alert_id = request.match_info["alert_id"]
+        data = self.ledger.suppressed_by(alert_id, int(request.query.get("limit", "1000")))
+        return web.json_response(data)
+
+    async def _rules_route(self, request: web.Request) -> web.Response:
+        return web.json_response([{"name": r.name, "kind": r.kind, "severity": r.severity,
+                                   "description": r.description, "group_by": r.group_by,
+                                   "window_s": r.window_ns / 1e9, "suppress_s": r.suppress_ns / 1e9}
+                                  for r in self.engine.rules])
 
 
-handler = _Pending()
+handler = AlertingHandler()

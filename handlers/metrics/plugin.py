@@ -1,8 +1,181 @@
-"""Placeholder while this handler is being written."""
+"""The ``metrics`` handler: OpenTelemetry instruments, Prometheus exposition at ``/metrics``.
+
+Instruments go through ``opentelemetry-api``; the SDK's ``MeterProvider``
+(a private one: the process-global provider stays the application's) feeds
+a ``PrometheusMetricReader`` bound to a dedicated ``CollectorRegistry``, and
+``GET /metrics`` on the broker's HTTP port (added with ``app.add_route``,
+as any plugin could) renders it with ``prometheus_client``.
+
+What is measured (Prometheus names; docs/handlers.md has the table):
+
+* from ``on_events``: ``secbus_events_total{type,outcome,platform,tenant}``,
+  ``secbus_verification_duration_seconds{type,outcome}`` (from ``duration_us``),
+  SDK figures from ``perf.sdk.stats`` events (below);
+* from ``on_trace``: ``secbus_traces_closed_total{flag}`` (once per flag;
+  ``flag="none"`` for a trace without flags);
+* from ``on_alert``: ``secbus_alerts_total{rule,severity}``;
+* read from ``app.stats()`` at each scrape: ``secbus_ingest_rejects_total{code}``,
+  ``secbus_handler_lag{handler}``, ``secbus_handler_failures_total{handler}``,
+  ``secbus_handler_skipped_total{handler}``, ``secbus_open_traces``.
+
+SDK spool and drop figures: an SDK reports them by publishing an event of
+type ``perf.sdk.stats`` whose ``attrs`` carry its ``stats()`` numbers
+(``queued``, ``spooled``, ``dropped``, ``fallback``, ``replayed``,
+``rejected``: cumulative since the client started, except ``queued`` and
+``spooled`` which are current).  The latest report of each client
+(``source.service``, ``source.host``, ``source.pid``) is exposed as
+``secbus_sdk_<name>{service,platform,instance}`` gauges.
+
+Every label goes through the cardinality guard (``max_label_values`` per
+label and instrument, default 100; the rest fold into ``other``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from aiohttp import web
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from secbus import hookimpl
+
+from .._settings import Settings
+from .guard import CardinalityGuard
+
+SDK_STATS_TYPE = "perf.sdk.stats"
+SDK_FIGURES = ("queued", "spooled", "dropped", "fallback", "replayed", "rejected")
+# Verification checks take microseconds (a cached token) to seconds (a remote key server).
+DURATION_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class _Pending:
-    pass
+class MetricsHandler:
+    def __init__(self) -> None:
+        self.registry: CollectorRegistry | None = None
+        self.provider: MeterProvider | None = None
+        self._sdk: dict[tuple, dict] = {}
+        self._sdk_lock = threading.Lock()
+        self._stats = None
+
+    @hookimpl
+    def startup(self, app) -> None:
+        s = Settings(app.name, app.settings)
+        self.guard = CardinalityGuard(s.integer("max_label_values", 100, minimum=1))
+        self.path = s.string("path", "/metrics")
+        s.reject_unknown()
+        self._stats = app.stats
+        self.registry = CollectorRegistry()
+        reader = PrometheusMetricReader(disable_target_info=True, registry=self.registry)
+        self.provider = MeterProvider(metric_readers=[reader], views=[View(
+            instrument_name="secbus.verification.duration",
+            aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))])
+        meter = self.provider.get_meter("secbus.handlers.metrics")
+        self.events = meter.create_counter("secbus.events", description="Events committed to the log")
+        self.duration = meter.create_histogram("secbus.verification.duration", unit="s",
+                                               description="Duration of verification checks (duration_us of events)")
+        self.traces = meter.create_counter("secbus.traces.closed", description="Closed traces, once per flag")
+        self.alerts = meter.create_counter("secbus.alerts", description="Alerts raised, by rule and severity")
+        meter.create_observable_counter("secbus.ingest.rejects", [self._rejects],
+                                        description="Requests and events refused at ingest, by code")
+        meter.create_observable_gauge("secbus.handler.lag", [self._handler("lag")],
+                                      description="Entries behind the log head, per handler")
+        meter.create_observable_counter("secbus.handler.failures", [self._handler("failures")],
+                                        description="Failed hook calls (retried), per handler")
+        meter.create_observable_counter("secbus.handler.skipped", [self._handler("skipped")],
+                                        description="Entries skipped by the drop lag policy, per handler")
+        meter.create_observable_gauge("secbus.open.traces", [self._open_traces],
+                                      description="Traces being correlated")
+        for figure in SDK_FIGURES:
+            meter.create_observable_gauge(f"secbus.sdk.{figure}", [self._sdk_figure(figure)],
+                                          description=f"SDK clients' last reported {figure} count ({SDK_STATS_TYPE})")
+        app.add_route("GET", self.path, self._serve)
+
+    # ---------------------------------------------------------------- hooks
+    @hookimpl
+    def on_events(self, events: list[dict]) -> None:
+        label = self.guard.labels
+        for event in events:
+            source = event.get("source") or {}
+            type_, outcome = event.get("type"), event.get("outcome")
+            self.events.add(1, label("events", {"type": type_, "outcome": outcome,
+                                                "platform": source.get("platform"), "tenant": event.get("tenant")}))
+            duration = event.get("duration_us")
+            if isinstance(duration, int) and not isinstance(duration, bool):
+                self.duration.record(duration / 1e6, label("duration", {"type": type_, "outcome": outcome}))
+            if type_ == SDK_STATS_TYPE:
+                self._sdk_report(event, source)
+
+    @hookimpl
+    def on_trace(self, trace: dict) -> None:
+        for flag in trace.get("flags") or ["none"]:
+            self.traces.add(1, self.guard.labels("traces", {"flag": flag}))
+
+    @hookimpl
+    def on_alert(self, alert: dict) -> None:
+        self.alerts.add(1, self.guard.labels("alerts", {"rule": alert.get("rule"), "severity": alert.get("severity")}))
+
+    @hookimpl
+    def shutdown(self) -> None:
+        if self.provider is not None:
+            self.provider.shutdown()
+
+    # ------------------------------------------------------------ endpoint
+    async def _serve(self, request: web.Request) -> web.Response:
+        # Collection runs the observable callbacks (app.stats() reads the
+        # log): keep it off the event loop.
+        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # ------------------------------------------------ observable callbacks
+    def _read_stats(self) -> dict:
+        try:
+            return self._stats() or {}
+        except Exception:  # a scrape must not fail because stats did
+            return {}
+
+    def _rejects(self, options: CallbackOptions):
+        rejects = self._read_stats().get("rejects") or {}
+        return [Observation(n, self.guard.labels("rejects", {"code": code}))
+                for code, n in rejects.items() if isinstance(n, (int, float))]
+
+    def _handler(self, key: str):
+        def callback(options: CallbackOptions):
+            out = []
+            for name, health in (self._read_stats().get("handlers") or {}).items():
+                value = health.get(key) if isinstance(health, dict) else None
+                if isinstance(value, dict):  # per stream: report the sum
+                    value = sum(v for v in value.values() if isinstance(v, (int, float)))
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    out.append(Observation(value, self.guard.labels(f"handler.{key}", {"handler": name})))
+            return out
+        return callback
+
+    def _open_traces(self, options: CallbackOptions):
+        value = self._read_stats().get("open_traces")
+        return [Observation(value)] if isinstance(value, (int, float)) else []
+
+    def _sdk_report(self, event: dict, source: dict) -> None:
+        attrs = event.get("attrs") or {}
+        figures = {k: attrs[k] for k in SDK_FIGURES
+                   if isinstance(attrs.get(k), (int, float)) and not isinstance(attrs.get(k), bool)}
+        if not figures:
+            return
+        instance = f"{source.get('host', '')}:{source.get('pid', '')}"
+        labels = self.guard.labels("sdk", {"service": source.get("service"), "platform": source.get("platform"),
+                                           "instance": instance})
+        with self._sdk_lock:
+            self._sdk[tuple(sorted(labels.items()))] = figures
+
+    def _sdk_figure(self, figure: str):
+        def callback(options: CallbackOptions):
+            with self._sdk_lock:
+                items = list(self._sdk.items())
+            return [Observation(figures[figure], dict(labels)) for labels, figures in items if figure in figures]
+        return callback
 
 
-handler = _Pending()
+handler = MetricsHandler()
