@@ -1,0 +1,95 @@
+"""The metrics handler's instruments and cardinality guard, read through the
+Prometheus exposition it serves.  (The /metrics endpoint of a real broker:
+test_metrics_broker.py.)"""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from secbus.handlers.metrics.guard import OTHER, CardinalityGuard
+from secbus.handlers.metrics.plugin import MetricsHandler
+
+from .events import make_event
+from .support import PluginHandle
+
+
+class StatsHandle(PluginHandle):
+    def stats(self):
+        return {"rejects": {"invalid": 3, "too_large": 1}, "open_traces": 2,
+                "handlers": {"audit": {"lag": 7, "failures": 1, "skipped": 0},
+                             "alerting": {"lag": {"events": 4, "traces": 1}, "failures": 0, "skipped": 5}}}
+
+
+def samples(handler: MetricsHandler) -> dict[tuple, float]:
+    out = {}
+    for family in text_string_to_metric_families(generate_latest(handler.registry).decode()):
+        for s in family.samples:
+            labels = tuple(sorted((k, v) for k, v in s.labels.items() if not k.startswith("otel_")))
+            out[(s.name, labels)] = s.value
+    return out
+
+
+def started(tmp_path, **settings) -> MetricsHandler:
+    handler = MetricsHandler()
+    handler.startup(StatsHandle("metrics", settings, tmp_path))
+    return handler
+
+
+def test_events_are_counted_by_type_outcome_platform_and_tenant(tmp_path):
+    m = started(tmp_path)
+    m.on_events([make_event("authn.login", "failure", platform="node") for _ in range(3)]
+                + [make_event("authz.check", "success", duration_us=2500)])
+    got = samples(m)
+    key = ("secbus_events_total", (("outcome", "failure"), ("platform", "node"), ("tenant", "default"), ("type", "authn.login")))
+    assert got[key] == 3
+    assert got[("secbus_verification_duration_seconds_count", (("outcome", "success"), ("type", "authz.check")))] == 1
+    assert got[("secbus_verification_duration_seconds_sum", (("outcome", "success"), ("type", "authz.check")))] == 0.0025
+
+
+def test_traces_alerts_and_broker_figures_are_exposed(tmp_path):
+    m = started(tmp_path)
+    m.on_trace({"flags": ["cross_platform", "mixed_outcomes"]})
+    m.on_trace({"flags": []})
+    m.on_alert({"rule": "authn-brute-force", "severity": "high"})
+    got = samples(m)
+    assert got[("secbus_traces_closed_total", (("flag", "cross_platform"),))] == 1
+    assert got[("secbus_traces_closed_total", (("flag", "none"),))] == 1
+    assert got[("secbus_alerts_total", (("rule", "authn-brute-force"), ("severity", "high")))] == 1
+    assert got[("secbus_ingest_rejects_total", (("code", "invalid"),))] == 3
+    assert got[("secbus_handler_lag", (("handler", "audit"),))] == 7
+    assert got[("secbus_handler_lag", (("handler", "alerting"),))] == 5
+    assert got[("secbus_handler_skipped_total", (("handler", "alerting"),))] == 5
+    assert got[("secbus_open_traces", ())] == 2
+
+
+def test_sdk_spool_and_drop_figures_come_from_perf_sdk_stats_events(tmp_path):
+    m = started(tmp_path)
+    report = make_event("perf.sdk.stats", "success", service="checkout",
+                        attrs={"queued": 10, "spooled": 250, "dropped": 3, "replayed": 0})
+    report["source"].update(host="web-1", pid=4242)
+    m.on_events([report])
+    got = samples(m)
+    labels = (("instance", "web-1:4242"), ("platform", "python"), ("service", "checkout"))
+    assert got[("secbus_sdk_spooled", labels)] == 250 and got[("secbus_sdk_dropped", labels)] == 3
+
+
+def test_label_values_past_the_cap_fold_into_other_and_totals_stay_right(tmp_path):
+    m = started(tmp_path, max_label_values=3)
+    m.on_events([make_event(f"authn.kind{i}", "success") for i in range(10)])
+    got = samples(m)
+    types = {dict(labels)["type"]: v for (name, labels), v in got.items() if name == "secbus_events_total"}
+    assert len(types) == 4 and types[OTHER] == 7 and sum(types.values()) == 10
+
+
+def test_the_guard_keeps_known_values_and_counts_folds():
+    guard = CardinalityGuard(cap=2)
+    assert [guard.value("i", "l", v) for v in ("a", "b", "c", "a", "d")] == ["a", "b", OTHER, "a", OTHER]
+    assert guard.folded[("i", "l")] == 2
+    assert guard.value("j", "l", "c") == "c"  # per instrument and label
+
+
+def test_the_metrics_route_is_added_through_the_app_handle(tmp_path):
+    handle = StatsHandle("metrics", {}, tmp_path)
+    MetricsHandler().startup(handle)
+    assert [(m, p) for m, p, _ in handle.routes] == [("GET", "/metrics")]
