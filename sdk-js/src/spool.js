@@ -26,7 +26,8 @@
  * can lose at most the open segment's unsynced tail.
  *
  * Two processes on one directory: the second finds the lock held by a live
- * pid and spools in `spoolDir/proc-<pid>` instead. Any client, when it
+ * pid (or by another client of this process) and spools in
+ * `spoolDir/proc-<pid>-<n>` instead. Any client, when it
  * opens, adopts the segments of `proc-*` directories whose owner is dead, so
  * a crashed worker's events are replayed by the next one.
  */
@@ -166,9 +167,12 @@ export class Spool {
     if (tryLock(this.baseDir)) {
       this.dir = this.baseDir;
     } else {
-      this.dir = path.join(this.baseDir, `proc-${process.pid}`);
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      if (!tryLock(this.dir)) throw new Error(`spool: ${this.dir} is locked by this process already`);
+      for (let n = 0; ; n++) {
+        this.dir = path.join(this.baseDir, `proc-${process.pid}-${n}`);
+        mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        if (tryLock(this.dir)) break;
+        if (n >= 100) throw new Error(`spool: no free sub-directory in ${this.baseDir}`);
+      }
     }
     for (const name of readdirSync(this.dir).filter((n) => SEGMENT_RE.test(n)).sort()) {
       this.index(name);
@@ -198,7 +202,7 @@ export class Spool {
       return;
     }
     for (const entry of entries) {
-      if (!entry.isDirectory() || !/^proc-\d+$/.test(entry.name)) continue;
+      if (!entry.isDirectory() || !/^proc-\d+-\d+$/.test(entry.name)) continue;
       const other = path.join(this.baseDir, entry.name);
       if (other === this.dir || !tryLock(other)) continue;
       for (const name of readdirSync(other).filter((n) => SEGMENT_RE.test(n)).sort()) {
