@@ -18,7 +18,8 @@ same paths read the trace's own fields (``flags``, ``platforms``...).
 Operators: ``eq``, ``ne``, ``in``, ``not_in``, ``prefix``, ``contains``
 (substring of a string, member of a list), ``regex`` (Python ``re.search``:
 anchor with ^ and $), ``cidr`` (one network or a list), ``gt``, ``gte``,
-``lt``, ``lte`` (numbers, or severity names on ``severity``), ``exists``
+``lt``, ``lte`` (numbers, or severity names on ``severity``), ``not_cidr``
+(an address outside every network given), ``exists``
 (true or false).  A missing field fails every test except ``exists = false``
 and ``ne``/``not_in``.  Mistakes (an unknown operator, a bad regex or
 network, a comparison with a non-number) are errors at load time that name
@@ -35,7 +36,7 @@ from secbus_sdk.event import SEVERITY_RANK
 
 Predicate = Callable[[dict], bool]
 MISSING = object()
-OPERATORS = ("eq", "ne", "in", "not_in", "prefix", "contains", "regex", "cidr", "gt", "gte", "lt", "lte", "exists")
+OPERATORS = ("eq", "ne", "in", "not_in", "prefix", "contains", "regex", "cidr", "not_cidr", "gt", "gte", "lt", "lte", "exists")
 
 
 class RuleError(ValueError):
@@ -95,12 +96,14 @@ def _compile_op(where: str, path: str, op: str, arg: Any) -> Predicate:
         except re.error as exc:
             raise RuleError(f"{where}: {path}: bad regex {arg!r}: {exc}") from None
         return lambda v: isinstance(v, str) and pattern.search(v) is not None
-    if op == "cidr":
+    if op in ("cidr", "not_cidr"):
         items = arg if isinstance(arg, list) else [arg]
         try:
             networks = [ipaddress.ip_network(x, strict=False) for x in items]
         except (ValueError, TypeError):
             raise bad("a network such as '10.0.0.0/8' or a list of them") from None
+
+        inside = op == "cidr"
 
         def in_networks(v: Any) -> bool:
             if not isinstance(v, str):
@@ -108,8 +111,8 @@ def _compile_op(where: str, path: str, op: str, arg: Any) -> Predicate:
             try:
                 address = ipaddress.ip_address(v)
             except ValueError:
-                return False
-            return any(address in net for net in networks if net.version == address.version)
+                return False  # not an address: neither inside nor outside
+            return any(address in net for net in networks if net.version == address.version) == inside
         return in_networks
     if op in ("gt", "gte", "lt", "lte"):
         if is_severity and isinstance(arg, str):

@@ -44,6 +44,8 @@ def of_rule(alerts, name):
     ({"type": {"prefix": "authn."}}, {}, True),
     ({"actor.ip": {"cidr": "203.0.113.0/24"}}, {}, True),
     ({"actor.ip": {"cidr": ["10.0.0.0/8", "2001:db8::/32"]}}, {}, False),
+    ({"actor.ip": {"not_cidr": ["10.0.0.0/8"]}}, {}, True),
+    ({"actor.ip": {"not_cidr": "203.0.113.0/24"}}, {}, False),
     ({"attrs.http.method": "POST"}, {"attrs": {"http.method": "POST"}}, True),
     ({"attrs.tries": {"gt": 3, "lte": 10}}, {"attrs": {"tries": 4}}, True),
     ({"attrs.tries": {"gt": 3}}, {"attrs": {"tries": "4"}}, False),
