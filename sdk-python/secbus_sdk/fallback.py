@@ -1,0 +1,63 @@
+"""The fallback sink of ``on_full="fallback"``: where an event goes, synchronously, when the
+queue has no room.
+
+Why it exists: ``drop`` protects the caller's latency and loses events;
+``block`` loses nothing and may stall the caller.  ``fallback`` bounds the
+stall to one local write and still loses nothing: the event lands in a JSONL
+file (one canonical JSON object per line, appended and flushed under a lock, so
+threads never interleave lines) or is handed to a callable of your own (write
+it to your log pipeline, a queue, a database).  Events in the fallback sink are
+not replayed by the SDK; they are complete events (id, trace, source), so a
+tool can re-publish them later and the broker de-duplicates by id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any, Callable, Union
+
+FallbackTarget = Union[str, "os.PathLike[str]", Callable[[dict], Any]]
+
+
+class FallbackSink:
+    """Write one event dict to a JSONL file or a callable; raises what the target raises."""
+
+    def __init__(self, target: FallbackTarget):
+        self._lock = threading.Lock()
+        self._file = None
+        if callable(target):
+            self._call: Callable[[dict], Any] | None = target
+            self.description = getattr(target, "__qualname__", repr(target))
+        elif isinstance(target, (str, os.PathLike)):
+            self._call = None
+            self.path = os.fspath(target)
+            self.description = self.path
+        else:
+            raise ValueError(f"fallback: expected a file path or a callable, got {type(target).__name__}")
+
+    def write(self, event: dict) -> None:
+        if self._call is not None:
+            self._call(event)
+            return
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._file is None:
+                parent = os.path.dirname(os.path.abspath(self.path))
+                os.makedirs(parent, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                try:
+                    self._file.close()
+                finally:
+                    self._file = None
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: a fresh lock; the inherited file object stays usable (append mode)."""
+        self._lock = threading.Lock()

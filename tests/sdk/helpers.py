@@ -1,0 +1,51 @@
+"""Helpers shared by the SDK tests: a client on a dead endpoint, filling a client up."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable, TypeVar
+
+from secbus_sdk import Client
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01, message: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for: {message} (last value: {value!r})")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the broker binds it later, or never)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dead_endpoint() -> str:
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
+def accounted(stats: dict) -> int:
+    """Events the client can account for while no broker ever answered."""
+    return stats["queued"] + stats["spooled"] + stats["held"] + stats["dropped"] + stats["fallback"] + stats["rejected"]
+
+
+def fill_until_full(client: Client, limit: int = 100_000) -> int:
+    """Emit until the queue is full (the bus is down and the spool full); return how many."""
+    n = 0
+    for n in range(1, limit + 1):
+        client.emit("authn.login", "success", attrs={"i": n, "pad": "p" * 200})
+        s = client.stats()
+        if s["queued"] >= client._queue_size and s["held"]:
+            return n
+        if n % 50 == 0:
+            time.sleep(0.001)  # let the sender move batches to the spool
+    raise AssertionError(f"queue never filled: {client.stats()}")

@@ -1,0 +1,248 @@
+"""Client promises that hold without a broker: bad input raises ValueError naming the field,
+bus trouble never raises, the full-queue policies, close() spooling what is left."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+
+import pytest
+
+from secbus_sdk import Client
+from secbus_sdk.event import ID_RE
+from secbus_sdk.spool import Spool
+
+from .helpers import accounted, dead_endpoint, fill_until_full, wait_until
+
+
+@pytest.fixture
+def down_client(tmp_path):
+    clients = []
+
+    def make(**options) -> Client:
+        options.setdefault("service", "unit")
+        options.setdefault("spool_dir", str(tmp_path / "spool"))
+        options.setdefault("ack_timeout", 0.2)
+        c = Client(dead_endpoint(), **options)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close(0)
+
+
+BAD_INPUT = [
+    ({"type": "Authn.Login"}, "type", "Authn.Login"),
+    ({"type": "login"}, "type", "login"),
+    ({"type": 42}, "type", "42"),
+    ({"type": ["authn", "login"]}, "type", "['authn', 'login']"),
+    ({"outcome": "maybe"}, "outcome", "maybe"),
+    ({"outcome": None}, "outcome", "None"),
+    ({"outcome": ["success"]}, "outcome", "['success']"),
+    ({"severity": "urgent"}, "severity", "urgent"),
+    ({"actor": "alice"}, "actor", "alice"),
+    ({"actor": {"user": 7}}, "actor.user", "7"),
+    ({"actor": {"Bad Key": "x"}}, "actor", "Bad Key"),
+    ({"attrs": [("k", "v")]}, "attrs", "k"),
+    ({"attrs": {"nested": {"a": 1}}}, "attrs.nested", "dict"),
+    ({"attrs": {"bad key": 1}}, "attrs", "bad key"),
+    ({"attrs": {"x": float("nan")}}, "attrs.x", "nan"),
+    ({"attrs": {"x": b"bytes"}}, "attrs.x", "bytes"),
+    ({"attrs": {"x": [1, [2]]}}, "attrs.x[1]", "list"),
+    ({"attrs": {f"k{i}": i for i in range(65)}}, "attrs", "65"),
+    ({"attrs": {"x": 2**64}}, "attrs.x", str(2**64)),
+    ({"attrs": {"s": "x" * 5000}}, "attrs.s", "5000"),
+    ({"resource": 12}, "resource", "12"),
+    ({"reason": "r" * 5000}, "reason", "5000"),
+    ({"duration_us": -1}, "duration_us", "-1"),
+    ({"duration_us": 1.5}, "duration_us", "1.5"),
+]
+
+
+@pytest.mark.parametrize("kwargs, field, shown", BAD_INPUT, ids=[f"{f}-{i}" for i, (_, f, _) in enumerate(BAD_INPUT)])
+def test_bad_input_raises_value_error_naming_the_field_and_value(down_client, kwargs, field, shown):
+    client = down_client()
+    args = {"type": "authn.login", **kwargs}
+    with pytest.raises(ValueError) as info:
+        client.emit(args.pop("type"), **args)
+    message = str(info.value)
+    assert message.startswith(f"{field}:"), message
+    assert shown in message, message
+    assert client.stats()["invalid_input"] == 1
+    assert client.stats()["queued"] == 0
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({"service": ""}, "service"),
+        ({"service": None}, "service"),
+        ({"queue_size": 0}, "queue_size"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"ack_timeout": 0}, "ack_timeout"),
+        ({"linger_ms": -5}, "linger_ms"),
+        ({"on_full": "ignore"}, "on_full"),
+        ({"on_full": "fallback"}, "fallback"),
+        ({"fallback": 42}, "fallback"),
+        ({"spool_max_bytes": 1000}, "spool_max_bytes"),
+        ({"server_key": "short"}, "server_key"),
+        ({"server_key": "x" * 40, "public_key": "p" * 40}, "public_key"),
+        ({"endpoint": "localhost:7878"}, "endpoint"),
+    ],
+)
+def test_bad_options_raise_value_error_naming_the_option(tmp_path, options, name):
+    options = {"service": "unit", "spool_dir": str(tmp_path), **options}
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        Client(**options)
+
+
+def test_a_secret_key_never_appears_in_an_error(tmp_path):
+    secret = "S3cr3t" * 5
+    with pytest.raises(ValueError) as info:
+        Client(service="unit", spool_dir=str(tmp_path), server_key="x" * 40, public_key="p" * 40, secret_key=secret)
+    assert secret not in str(info.value)
+
+
+def test_emit_returns_valid_unique_ids_and_never_raises_while_the_bus_is_down(down_client):
+    client = down_client()
+    ids = [client.emit("authn.login", "failure", actor={"user": "bob"}, reason="bad_password") for _ in range(2000)]
+    assert all(ID_RE.fullmatch(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    wait_until(lambda: client.stats()["last_error"], 5, message="the client notices the bus is down")
+    assert client.stats()["connected"] is False
+
+
+def test_ids_stay_unique_across_threads(down_client):
+    client = down_client(queue_size=100_000)
+    results: list[list[str]] = [[] for _ in range(4)]
+
+    def work(out):
+        for _ in range(5000):
+            out.append(client.emit("authz.check"))
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for r in results for i in r]
+    assert len(set(ids)) == 20000
+
+
+def test_drop_policy_counts_and_logs_what_it_gives_up_when_spool_and_queue_are_full(down_client, caplog):
+    caplog.set_level(logging.WARNING, logger="secbus_sdk")
+    client = down_client(queue_size=50, spool_max_bytes=64 * 1024)
+    emitted = fill_until_full(client)
+    extra = 300
+    for _ in range(extra):
+        client.emit("authn.login", attrs={"pad": "p" * 200})
+    emitted += extra
+    stats = client.stats()
+    assert stats["dropped"] >= extra
+    assert accounted(stats) == emitted, stats
+    assert "dropped" in stats["last_error"]
+    assert any("dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_block_policy_waits_up_to_block_timeout_then_drops_and_counts(down_client):
+    client = down_client(queue_size=20, spool_max_bytes=64 * 1024, on_full="block", block_timeout=0.3)
+    fill_until_full(client)
+    before = client.stats()["dropped"]
+    started = time.monotonic()
+    client.emit("authn.login")  # the behaviour under test is the wait itself
+    waited = time.monotonic() - started
+    assert waited >= 0.3
+    assert client.stats()["dropped"] == before + 1
+
+
+def test_block_policy_releases_a_blocked_emit_at_close(down_client):
+    client = down_client(queue_size=20, spool_max_bytes=64 * 1024, on_full="block")  # waits for ever
+    fill_until_full(client)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (client.emit("authn.login"), done.set()))
+    t.start()
+    assert not done.wait(0.2), "emit should block while there is no room"
+    client.close(0)
+    assert done.wait(5), "close() must release emitters blocked on a full queue"
+
+
+def test_fallback_policy_writes_overflow_to_a_jsonl_file(down_client, tmp_path):
+    path = tmp_path / "overflow.jsonl"
+    client = down_client(queue_size=20, spool_max_bytes=64 * 1024, on_full="fallback", fallback=str(path))
+    fill_until_full(client)
+    ids = [client.emit("authz.check", "failure", actor={"user": "eve"}, traceparent="00-" + "ab" * 16 + "-" + "cd" * 8 + "-01") for _ in range(25)]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [e["id"] for e in lines[-25:]] == ids
+    last = lines[-1]
+    assert last["type"] == "authz.check" and last["outcome"] == "failure" and last["actor"] == {"user": "eve"}
+    assert last["trace_id"] == "ab" * 16 and last["span_id"] == "cd" * 8
+    assert last["source"]["service"] == "unit" and last["source"]["platform"] == "python"
+    assert client.stats()["fallback"] >= 25
+    assert client.stats()["dropped"] == 0
+
+
+def test_fallback_callable_receives_events_and_its_failure_is_counted_not_raised(down_client):
+    seen = []
+
+    def sink(event):
+        if event["attrs"]["n"] % 2:
+            raise OSError("sink is full")
+        seen.append(event["id"])
+
+    client = down_client(queue_size=20, spool_max_bytes=64 * 1024, on_full="fallback", fallback=sink)
+    fill_until_full(client)
+    base = client.stats()
+    for n in range(10):
+        client.emit("authn.login", attrs={"n": n})
+    stats = client.stats()
+    assert stats["fallback"] - base["fallback"] == 5 == len(seen)
+    assert stats["dropped"] - base["dropped"] == 5
+    assert "sink is full" in stats["last_error"]
+
+
+def test_close_while_the_bus_is_down_spools_everything_queued_and_returns_quickly(down_client, tmp_path):
+    spool_dir = tmp_path / "spool"
+    client = down_client(spool_dir=str(spool_dir), ack_timeout=0.1)
+    wait_until(lambda: client.stats()["last_error"], 5, message="bus down noticed")
+    for i in range(500):
+        client.emit("authn.login", attrs={"i": i})
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < 2.0
+    assert client.stats()["dropped"] == 0
+    spool = Spool(str(spool_dir), 1 << 30)
+    spool.load()
+    assert spool.events == 500
+
+
+def test_emit_after_close_is_counted_as_dropped_not_raised(down_client):
+    client = down_client()
+    client.close(0)
+    client.emit("authn.login")
+    assert client.stats()["dropped"] == 1
+
+
+def test_logs_go_to_the_secbus_sdk_logger_only(down_client, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    client = down_client(ack_timeout=0.05)
+    client.emit("authn.login", traceparent="not-a-traceparent")
+    wait_until(lambda: client.stats()["last_error"], 5, message="bus down noticed")
+    client.close(0)
+    assert caplog.records
+    assert {r.name for r in caplog.records if "secbus" in r.getMessage()} == {"secbus_sdk"}
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_invalid_traceparent_is_counted_and_does_not_raise(down_client):
+    client = down_client()
+    for bad in ["garbage", "00-" + "0" * 32 + "-" + "1" * 16 + "-01", 12]:
+        client.emit("authn.login", traceparent=bad)
+    assert client.stats()["invalid_traceparent"] == 3
+    assert re.fullmatch(r"[0-9a-f-]{36}", client.emit("authn.login"))
+    assert os.getpid() == client._source["pid"]

@@ -1,0 +1,153 @@
+"""The disk spool: bounded, ordered, persistent, torn tails skipped, one lane per process."""
+
+from __future__ import annotations
+
+import os
+
+import msgpack
+import pytest
+
+from secbus_sdk.spool import HEADER_BYTES, Spool, SpoolError, encode_record
+
+
+def payload(*values) -> bytes:
+    return msgpack.packb(list(values))
+
+
+def drain(spool: Spool, ack: bool = True) -> list:
+    out = []
+    while (rec := spool.next_record()) is not None:
+        out.append(msgpack.unpackb(rec.payload))
+        if ack:
+            spool.ack(rec.token)
+    return out
+
+
+def segment_files(root) -> list[str]:
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".seg"))
+
+
+def test_records_come_back_in_order_and_survive_a_new_spool_on_the_same_dir(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20, segment_bytes=100)
+    for i in range(20):
+        assert spool.append(payload(i, "x" * 10), 2)
+    assert spool.events == 40
+    spool.close()
+
+    again = Spool(str(tmp_path), 1 << 20, segment_bytes=100)
+    again.load()
+    assert again.events == 40
+    assert drain(again) == [[i, "x" * 10] for i in range(20)]
+    assert again.empty and again.bytes == 0
+    assert segment_files(tmp_path) == [], "acknowledged segments are deleted"
+
+
+def test_nothing_is_deleted_before_its_ack(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20, segment_bytes=64)
+    for i in range(6):
+        spool.append(payload(i), 1)
+    assert len(drain(spool, ack=False)) == 6
+    spool.close()
+    again = Spool(str(tmp_path), 1 << 20)
+    assert drain(again) == [[i] for i in range(6)], "read but unacknowledged records are replayed"
+
+
+def test_rewind_hands_out_only_unacknowledged_records(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20, segment_bytes=1 << 20)
+    for i in range(5):
+        spool.append(payload(i), 1)
+    records = [spool.next_record() for _ in range(5)]
+    spool.ack(records[1].token)
+    spool.ack(records[3].token)
+    spool.rewind()
+    assert drain(spool) == [[0], [2], [4]]
+    assert spool.empty
+
+
+def test_append_is_refused_at_the_byte_bound_and_accepted_after_acks_free_space(tmp_path):
+    data = payload("y" * 1000)
+    record = HEADER_BYTES + len(data)
+    spool = Spool(str(tmp_path), 10 * record, segment_bytes=2 * record)
+    accepted = sum(spool.append(data, 1) for _ in range(15))
+    assert accepted == 10
+    assert spool.bytes == 10 * record <= spool.max_bytes
+    assert sum(os.path.getsize(p) for p in segment_files(tmp_path)) == spool.bytes
+    for _ in range(2):
+        spool.ack(spool.next_record().token)
+    assert spool.append(data, 1), "a segment whose records are all ACKed gives its space back"
+
+
+def test_torn_tail_is_cut_counted_and_never_replayed(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20)
+    for i in range(3):
+        spool.append(payload(i), 1)
+    spool.close()
+    [seg] = segment_files(tmp_path)
+    full = encode_record(payload("torn"), 1)
+    with open(seg, "ab") as f:  # a crash in the middle of a write
+        f.write(full[: len(full) // 2])
+    good_size = os.path.getsize(seg) - len(full) // 2
+
+    again = Spool(str(tmp_path), 1 << 20)
+    assert drain(again) == [[0], [1], [2]]
+    assert again.torn == 1
+    assert not os.path.exists(seg) or os.path.getsize(seg) == good_size
+
+
+def test_corrupt_record_ends_its_segment_but_not_the_next_one(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20, segment_bytes=10)
+    for i in range(3):
+        spool.append(payload(i), 1)  # one record per segment
+    spool.close()
+    first, second, third = segment_files(tmp_path)
+    with open(second, "r+b") as f:  # flip a payload byte: the CRC no longer matches
+        f.seek(HEADER_BYTES)
+        byte = f.read(1)
+        f.seek(HEADER_BYTES)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    again = Spool(str(tmp_path), 1 << 20)
+    assert drain(again) == [[0], [2]]
+    assert again.torn == 1
+
+
+def test_garbage_header_with_a_huge_length_is_skipped(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20)
+    spool.append(payload("ok"), 1)
+    spool.close()
+    [seg] = segment_files(tmp_path)
+    with open(seg, "ab") as f:
+        f.write(b"\xff" * 40)
+    again = Spool(str(tmp_path), 1 << 20)
+    assert drain(again) == [["ok"]]
+    assert again.torn == 1
+
+
+def test_two_live_spools_on_one_dir_get_separate_lanes(tmp_path):
+    a = Spool(str(tmp_path), 1 << 20)
+    b = Spool(str(tmp_path), 1 << 20)
+    assert a.lane != b.lane
+    a.append(payload("a"), 1)
+    b.append(payload("b"), 1)
+    assert drain(a) == [["a"]] and drain(b) == [["b"]]
+    a.close()
+    b.close()
+
+
+def test_a_lane_left_by_a_dead_process_is_adopted_by_the_next_spool(tmp_path):
+    a = Spool(str(tmp_path), 1 << 20)
+    b = Spool(str(tmp_path), 1 << 20)  # lane 1
+    b.append(payload("left behind"), 1)
+    b.close()  # its process is gone: lane 1 is unlocked
+    a.append(payload("mine"), 1)
+    a.close()
+    c = Spool(str(tmp_path), 1 << 20)  # takes lane 0 and adopts lane 1
+    assert c.lane == 0
+    assert sorted(map(tuple, drain(c))) == [("left behind",), ("mine",)]
+    assert segment_files(tmp_path) == []
+
+
+def test_unusable_spool_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    with pytest.raises(SpoolError, match="spool_dir"):
+        Spool(str(blocker / "spool"), 1 << 20)
