@@ -1,0 +1,29 @@
+/** Run test/fixtures/emitter.mjs with a plan; collect its JSON lines. */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const fixture = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/emitter.mjs');
+
+export function runEmitter(plan) {
+  const proc = spawn(process.execPath, [fixture], {
+    env: { ...process.env, SECBUS_TEST_PLAN: JSON.stringify(plan) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const child = { proc, lines: [], stderr: '', startedAt: Date.now() };
+  let buf = '';
+  proc.stdout.on('data', (chunk) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      child.lines.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
+  proc.stderr.on('data', (chunk) => {
+    child.stderr += chunk;
+  });
+  child.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - child.startedAt })));
+  child.step = (name) => child.lines.find((l) => l.step === name);
+  return child;
+}
