@@ -12,6 +12,7 @@ alerts stream, from which the feed (``alert.<severity>``) and every
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -79,7 +80,11 @@ class AlertingHandler:
 
     async def _suppressed_route(self, request: web.Request) -> web.Response:
         alert_id = request.match_info["alert_id"]
-        data = self.ledger.suppressed_by(alert_id, int(request.query.get("limit", "1000")))
+        limit = request.query.get("limit", "1000")
+        if not limit.isdigit():
+            return web.json_response({"error": f"limit: expected a non-negative integer, got {limit!r}"}, status=400)
+        loop = asyncio.get_running_loop()  # sqlite off the event loop
+        data = await loop.run_in_executor(None, self.ledger.suppressed_by, alert_id, int(limit))
         return web.json_response(data)
 
     async def _rules_route(self, request: web.Request) -> web.Response:

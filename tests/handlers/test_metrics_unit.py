@@ -11,7 +11,7 @@ from secbus.handlers.metrics.guard import OTHER, CardinalityGuard
 from secbus.handlers.metrics.plugin import MetricsHandler
 
 from .events import make_event
-from .support import PluginHandle
+from .helpers import PluginHandle
 
 
 class StatsHandle(PluginHandle):

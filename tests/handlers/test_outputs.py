@@ -17,7 +17,7 @@ from secbus.handlers.outputs.log import LogOutput
 from secbus.handlers.outputs.syslog import SyslogOutput, format_rfc5424
 from secbus.handlers.outputs.webhook import WebhookError, WebhookOutput
 
-from .support import PluginHandle, Receiver
+from .helpers import PluginHandle, Receiver
 
 ALERT = {"id": "0193a3c4-5e6f-7a1b-8c2d-3e4f5a6b7c8d", "rule": "authn-brute-force", "severity": "high",
          "group": "tenant=default,actor.user=alice", "count": 5, "suppressed": 0, "first_ts": 1, "last_ts": 2,
