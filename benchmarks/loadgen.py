@@ -142,13 +142,16 @@ def dealer_publisher(endpoint: str, total_events: int, batch: int, window: int, 
     ctx.term()
 
 
-def paced_publisher(endpoint: str, rate: float, duration: float, batch: int, ready, go, result_q,
-                    user_prefix: str = "u") -> None:
+def paced_publisher(endpoint: str, rate: float, duration: float, batch: int, ready, go, result_q) -> None:
     """Publish ``rate`` events/s for ``duration`` s in batches of ``batch``.
 
-    Each batch's events are stamped when the batch is due (``ts``), so
-    handler-side ``now - ts`` is the publish-to-handler latency; the time from
-    send to ACK is recorded per batch (publish-to-ACK)."""
+    Events are built before the start signal; each batch gets ``ts`` = the
+    moment it is sent, so handler-side ``now - ts`` is the publish-to-handler
+    latency. The time from send to ACK is recorded per batch
+    (publish-to-ACK). Sending is paced on a schedule, not on ACKs, so a slow
+    broker shows up as latency rather than as a lower offered rate."""
+    total_batches = max(1, int(duration * rate / batch))
+    events = [make_event() for _ in range(total_batches * batch)]
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -157,7 +160,6 @@ def paced_publisher(endpoint: str, rate: float, duration: float, batch: int, rea
     go.wait(60)
     interval = batch / rate
     start = time.monotonic()
-    total_batches = int(duration * rate / batch)
     sent_at: dict[int, int] = {}
     acks: list[float] = []
     res = PubResult()
@@ -165,20 +167,23 @@ def paced_publisher(endpoint: str, rate: float, duration: float, batch: int, rea
     poller.register(sock, zmq.POLLIN)
     seq = 0
     late_ms_max = 0.0
-    while seq < total_batches or sent_at:
+    give_up = start + duration + 15
+    while (seq < total_batches or sent_at) and time.monotonic() < give_up:
         now = time.monotonic()
-        if seq < total_batches and now >= start + seq * interval:
-            late_ms_max = max(late_ms_max, (now - (start + seq * interval)) * 1000)
+        due = start + seq * interval
+        if seq < total_batches and now >= due:
+            late_ms_max = max(late_ms_max, (now - due) * 1000)
+            chunk = events[seq * batch:(seq + 1) * batch]
             seq += 1
             ts = time.time_ns()
-            body = pub_body([make_event(ts) for _ in range(batch)], seq)
+            for e in chunk:
+                e["ts"] = ts
+            body = pub_body(chunk, seq)
             sent_at[seq] = time.perf_counter_ns()
             sock.send_multipart([wire.MAGIC, wire.PUB, body], copy=False)
             continue
-        if now > start + duration + 10:
-            break  # ACKs overdue by 10 s: give up, report what we have
-        wait_ms = 0 if seq >= total_batches else max(0, (start + seq * interval - now) * 1000)
-        if poller.poll(max(1, int(wait_ms)) if seq < total_batches else 200):
+        timeout_ms = max(0, int((due - now) * 1000)) if seq < total_batches else 100
+        if poller.poll(timeout_ms):
             while True:
                 try:
                     command, reply = wire.decode_frames(sock.recv_multipart(zmq.NOBLOCK))
@@ -193,13 +198,18 @@ def paced_publisher(endpoint: str, rate: float, duration: float, batch: int, rea
                 else:
                     res.errors += 1
     res.end = time.time()
-    res.ack_latencies_ms = acks
-    out = res.__dict__
-    out["sent_events"] = seq * batch
-    out["max_send_lateness_ms"] = late_ms_max
+    out = dict(res.__dict__)
+    out.update(ack_latencies_ms=acks, sent_events=seq * batch, unacked_batches=len(sent_at),
+               max_send_lateness_ms=late_ms_max, offered_duration_s=(seq * interval))
     result_q.put(out)
     sock.close()
     ctx.term()
+
+
+def paced_load(endpoint: str, rate: float, duration: float, batch: int, publishers: int = 1) -> tuple[float, Any, list]:
+    """Start ``publishers`` paced publishers sharing ``rate``; returns (go time, queue, procs)."""
+    share = rate / publishers
+    return run_workers(paced_publisher, [lambda r, g, q: (endpoint, share, duration, batch, r, g, q)] * publishers)
 
 
 # --------------------------------------------------------------------------
@@ -220,11 +230,18 @@ def run_workers(target, args_list: list[tuple], start_timeout: float = 60.0) -> 
         p = CTX.Process(target=target, args=args(ready, go, result_q), daemon=True)
         p.start()
         procs.append(p)
-    for _ in procs:
-        if not ready.acquire(timeout=start_timeout):
+    deadline = time.monotonic() + start_timeout
+    waiting = len(procs)
+    while waiting:
+        if ready.acquire(timeout=0.25):
+            waiting -= 1
+            continue
+        dead = [p for p in procs if p.exitcode not in (None, 0)]
+        if dead or time.monotonic() > deadline:
             for p in procs:
                 p.kill()
-            raise TimeoutError("a load generator did not get ready in time")
+            why = f"exited with {dead[0].exitcode}" if dead else f"was not ready within {start_timeout}s"
+            raise RuntimeError(f"a load generator {why}")
     t_go = time.time()
     go.set()
     return t_go, result_q, procs
