@@ -346,7 +346,7 @@ export class Client {
         }, this.options.blockTimeout);
       }
       this.waiters.push(waiter);
-      this.sender.kick();
+      if (this.immediate === null) this.immediate = setImmediate(this.onImmediate).unref();
     });
   }
 
@@ -491,7 +491,7 @@ export class Client {
   stats() {
     const c = this.counters;
     return {
-      queued: this.queue.size + this.waiters.length,
+      queued: this.sender.waiting + this.waiters.length,
       sent: c.sent,
       acked: c.acked,
       duplicate: c.duplicate,

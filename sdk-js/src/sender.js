@@ -122,6 +122,13 @@ export class Sender {
   }
 
   /** Is everything acknowledged (queue, retries, in flight and spool empty)? */
+  /** Events held in memory and not yet in flight: the queue plus batches waiting to be re-sent. */
+  get waiting() {
+    let n = this.queue.size;
+    for (const b of this.retry) n += b.events.length;
+    return n;
+  }
+
   get idle() {
     return this.queue.size === 0 && this.retry.length === 0 && this.inFlight.size === 0
       && this.replay === null && (this.spool === null || this.spool.isEmpty);
@@ -416,7 +423,10 @@ export class Sender {
       const batch = this.retry[0] ?? this.takeBatch();
       if (batch === null || batch === undefined) return;
       if (this.retry[0] === batch) this.retry.shift();
-      if (!this.spool.append(batch.events)) {
+      const n = this.spool.appendSome(batch.events);
+      this.stats.spooled += n;
+      if (n < batch.events.length) {
+        batch.events = batch.events.slice(n);
         this.retry.unshift(batch);
         if (!this.spoolFullWarned) {
           this.spoolFullWarned = true;
@@ -426,7 +436,6 @@ export class Sender {
         return;
       }
       this.spoolFullWarned = false;
-      this.stats.spooled += batch.events.length;
     }
   }
 

@@ -222,6 +222,23 @@ export class Spool {
     return this.segments.length === 0;
   }
 
+  /**
+   * Append the longest prefix of `payloads` that fits the bound; returns how
+   * many were written (so a full spool fills to the last byte it can hold).
+   * @param {Buffer[]} payloads
+   */
+  appendSome(payloads) {
+    if (this.append(payloads)) return payloads.length;
+    let room = this.maxBytes - this.bytes - (this.fd === null ? MAGIC.length : 0);
+    let n = 0;
+    while (n < payloads.length && room >= RECORD_HEADER + payloads[n].length) {
+      room -= RECORD_HEADER + payloads[n].length;
+      n++;
+    }
+    if (n === 0 || !this.append(payloads.slice(0, n))) return 0;
+    return n;
+  }
+
   /** Room for `n` more bytes of records? */
   hasRoom(n) {
     return this.bytes + n + (this.fd === null ? MAGIC.length : 0) <= this.maxBytes;

@@ -1,0 +1,116 @@
+// Full-queue policies under a burst, each forced deterministically: the bus
+// is down (a free port) and the spool is tiny, so the queue can only drain
+// into a few hundred bytes of disk; or, for "block" with a broker, the queue
+// is far smaller than the burst.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { Client } from '../src/index.js';
+import { freePort, startBroker, tempDir } from './support/broker.js';
+import { waitUntil } from './support/wait.js';
+
+const cleanups = [];
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+});
+function dir() {
+  const d = tempDir();
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+async function offline(options) {
+  const c = new Client({
+    service: 'burst', endpoint: `tcp://127.0.0.1:${await freePort()}`, spoolDir: dir(), ackTimeout: 100, spoolMaxBytes: 2048, ...options,
+  });
+  cleanups.push(() => c.close(0));
+  return c;
+}
+/** Wait until the sender has given up on the bus and filled the spool. */
+const spoolFull = (c) => waitUntil(() => /spool full/.test(c.stats().lastError ?? ''), 10000, () => `spool full: ${JSON.stringify(c.stats())}`);
+
+test('drop policy counts every event it gives up: spooled + dropped == emitted', async () => {
+  const c = await offline({ queueSize: 50 });
+  for (let i = 0; i < 500; i++) c.emit('authn.login', { attrs: { i } });
+  assert.equal(c.stats().dropped, 450, 'the burst beyond the queue is dropped at once');
+  assert.equal(c.stats().queued, 50);
+  await spoolFull(c);
+  const mid = c.stats();
+  assert.ok(mid.spooled > 0 && mid.spooled < 50, JSON.stringify(mid));
+  await c.close(0);
+  const s = c.stats();
+  assert.equal(s.spooled + s.dropped, 500, JSON.stringify(s));
+  assert.equal(s.spoolEvents, s.spooled);
+  assert.equal(s.queued, 0);
+});
+
+test('fallback policy writes each overflowing event to the JSONL file, exactly', async () => {
+  const file = path.join(dir(), 'overflow.jsonl');
+  const c = await offline({ queueSize: 20, onFull: 'fallback', fallback: file });
+  const ids = [];
+  for (let i = 0; i < 300; i++) ids.push(c.emit('authn.login', { attrs: { i }, actor: { user: 'u' } }));
+  assert.equal(c.stats().fallback, 280);
+  assert.equal(c.stats().dropped, 0);
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  assert.equal(lines.length, 280);
+  const first = JSON.parse(lines[0]);
+  assert.equal(first.id, ids[20], 'the first event that found the queue full');
+  assert.equal(first.attrs.i, 20);
+  assert.equal(first.source.platform, 'node');
+  assert.match(lines[0], /"ts":\d{19}[,}]/, 'ts is an exact JSON integer (ns), not a rounded float');
+  assert.equal('reason' in first, false, 'absent fields are left out');
+});
+
+test('fallback to a function receives the event; a throwing function counts as dropped', async () => {
+  const got = [];
+  const c = await offline({ queueSize: 5, onFull: 'fallback', fallback: (e) => got.push(e) });
+  for (let i = 0; i < 25; i++) c.emit('authz.check', { attrs: { i } });
+  assert.equal(got.length, 20);
+  assert.equal(typeof got[0].ts, 'bigint');
+  assert.equal(got[19].attrs.i, 24);
+
+  const bad = await offline({ queueSize: 5, onFull: 'fallback', fallback: () => { throw new Error('sink down'); } });
+  for (let i = 0; i < 8; i++) bad.emit('authz.check');
+  assert.equal(bad.stats().dropped, 3);
+  assert.equal(bad.stats().fallback, 0);
+  assert.match(bad.stats().lastError, /fallback failed: sink down/);
+});
+
+test('block policy: emit returns a promise that waits for room, and blockTimeout drops and counts', async () => {
+  const c = await offline({ queueSize: 10, onFull: 'block', blockTimeout: 150 });
+  const pending = [];
+  for (let i = 0; i < 40; i++) pending.push(c.emit('authn.login', { attrs: { i } }));
+  assert.ok(pending.every((p) => p instanceof Promise));
+  assert.equal(c.stats().queued, 40, 'waiting events count as queued');
+  const ids = await Promise.all(pending);
+  assert.equal(new Set(ids).size, 40, 'every promise resolves with its event id');
+  await waitUntil(() => {
+    const s = c.stats();
+    return s.spooled > 0 && s.spooled + s.queued + s.dropped === 40;
+  }, 10000, () => JSON.stringify(c.stats()));
+  await c.close(0);
+  const s = c.stats();
+  assert.ok(s.dropped > 0, JSON.stringify(s));
+  assert.equal(s.spooled + s.dropped, 40, JSON.stringify(s));
+});
+
+test('block policy loses nothing under a burst 300 times the queue size', async () => {
+  const b = await startBroker();
+  cleanups.push(() => b.dispose());
+  const c = new Client({ service: 'burst', endpoint: b.ingest, spoolDir: dir(), queueSize: 10, batchSize: 5, onFull: 'block' });
+  cleanups.push(() => c.close(0));
+  const ids = await Promise.all(Array.from({ length: 3000 }, (_, i) => c.emit('authn.login', { attrs: { i } })));
+  assert.equal(new Set(ids).size, 3000);
+  assert.equal(await c.flush(20000), true, JSON.stringify(c.stats()));
+  const s = c.stats();
+  assert.equal(s.dropped, 0);
+  assert.equal(s.acked, 3000);
+  assert.equal(await b.eventCount(), 3000);
+});
+
+test('emit after close is counted as dropped, never thrown', async () => {
+  const c = await offline({});
+  await c.close(0);
+  assert.match(c.emit('authn.login'), /^[0-9a-f-]{36}$/);
+  assert.equal(c.stats().dropped, 1);
+});
