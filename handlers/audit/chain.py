@@ -52,6 +52,27 @@ def seal(record: dict, n: int, prev: str) -> dict:
     return record
 
 
+def seal_line(record: dict, n: int, prev: str) -> bytes:
+    """:func:`seal` and :func:`encode_line` in one serialisation (the hot path).
+
+    The stored line is the canonical JSON with ``"hash":...`` added; keys are
+    sorted, so it goes right before the first top-level key that sorts after
+    ``hash``.  Searching for that key from the right is safe: the values of
+    the keys after it (numbers, hex, short strings) cannot contain it, and a
+    quote inside any JSON string is escaped.  Records with a ``sig`` take
+    the plain path."""
+    record["n"] = n
+    record["prev"] = prev
+    text = _dumps(record)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    record["hash"] = digest
+    later = [k for k in record if k > "hash"]
+    if not later:
+        return (text[:-1] + f',"hash":"{digest}"}}\n').encode("utf-8")
+    at = text.rindex(f',"{min(later)}":')
+    return (text[:at] + f',"hash":"{digest}"' + text[at:] + "\n").encode("utf-8")
+
+
 def encode_line(record: dict) -> bytes:
     """One stored line: the canonical JSON of the whole record and a newline."""
     return _dumps(record).encode("utf-8") + b"\n"

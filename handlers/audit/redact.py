@@ -34,11 +34,17 @@ class Redactor:
     def __init__(self, secret_words: Iterable[str] = DEFAULT_SECRET_WORDS,
                  hash_fields: Iterable[str] = DEFAULT_HASH_FIELDS):
         self.words = tuple(w.lower() for w in secret_words)
+        self._verdicts: dict[str, bool] = {}
         self.hash_fields = tuple(tuple(f.split(".", 1)) if "." in f else (f, None) for f in hash_fields)
 
     def is_secret(self, key: str) -> bool:
-        lowered = key.lower()
-        return any(word in lowered for word in self.words)
+        known = self._verdicts.get(key)
+        if known is None:
+            lowered = key.lower()
+            known = any(word in lowered for word in self.words)
+            if len(self._verdicts) < 4096:  # attribute names repeat; the cache stays bounded
+                self._verdicts[key] = known
+        return known
 
     def redact(self, event: dict) -> tuple[dict, list[str]]:
         """A copy of ``event`` safe to store, and the names of what was removed."""

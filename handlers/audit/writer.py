@@ -167,10 +167,12 @@ class AuditWriter:
         record["events"] = self.events
         if self.signer is not None and record["kind"] == chain.CHECKPOINT:
             record["key_id"] = self.signer.key_id
-        chain.seal(record, self.n + 1, self.head)
         if self.signer is not None and record["kind"] == chain.CHECKPOINT:
+            chain.seal(record, self.n + 1, self.head)
             record["sig"] = self.signer.signature(record["hash"])
-        line = chain.encode_line(record)
+            line = chain.encode_line(record)
+        else:
+            line = chain.seal_line(record, self.n + 1, self.head)
         self._fh.write(line)
         self._file_bytes += len(line)
         self.n, self.head = record["n"], record["hash"]

@@ -249,3 +249,13 @@ def test_verify_command_rejects_a_missing_file_and_a_bad_key_with_exit_2(log_dir
     bad.write_text("not a key")
     assert verify_command(types.SimpleNamespace(files=[str(log_dir)], public_key=str(bad))) == 2
     assert "bad.pub" in capsys.readouterr().err
+
+
+def test_the_single_pass_line_equals_the_documented_serialisation_even_with_tricky_keys():
+    tricky = make_event(seq=7, attrs={"kind": "x", "hash": 'a","kind":1', "zz": "\u00e9\u2028", "n": [1, "b"]})
+    for record in ({"kind": "event", "seq": 7, "event": tricky, "events": 3, "redacted": ["attrs.kind"]},
+                   {"kind": "file", "file": "audit-000001.jsonl", "index": 1, "time": 5, "seq": -1, "events": 0},
+                   {"kind": "checkpoint", "head": "ab" * 32, "time": 9, "seq": 7, "events": 3}):
+        fast = chain.seal_line(dict(record), 5, "cd" * 32)
+        slow = chain.encode_line(chain.seal(dict(record), 5, "cd" * 32))
+        assert fast == slow
