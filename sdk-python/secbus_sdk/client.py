@@ -102,6 +102,8 @@ class Client:
         _positive_int("queue_size", queue_size)
         _positive_int("batch_size", batch_size)
         _positive_int("max_in_flight", max_in_flight)
+        if batch_size > limits.max_batch_events:
+            raise ValueError(f"batch_size: at most {limits.max_batch_events} (the protocol's batch limit), got {batch_size}")
         _positive_int("spool_max_bytes", spool_max_bytes)
         if spool_max_bytes < 64 * 1024:
             raise ValueError(f"spool_max_bytes: must be at least 65536 (64 KiB), got {spool_max_bytes}")
@@ -138,7 +140,7 @@ class Client:
         self._host = host
         self._config = Config(
             endpoint=endpoint,
-            batch_size=min(batch_size, limits.max_batch_events),
+            batch_size=batch_size,
             linger=linger_ms / 1000,
             ack_timeout=ack_timeout,
             max_in_flight=max_in_flight,
@@ -354,7 +356,7 @@ class Client:
         timeout = self._exit_timeout if timeout is None else timeout
         try:
             if not self._sender.is_down and timeout > 0:
-                self._sender.flush(timeout)
+                self._sender.flush(timeout, give_up_when_down=True)
         finally:
             self._q.close()
             self._sender.stop(max(5.0, timeout))

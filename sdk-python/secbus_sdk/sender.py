@@ -77,7 +77,7 @@ class Config:
     backoff_max: float
     max_batch_bytes: int
     max_event_bytes: int
-    curve: tuple | None = None  # (server_key, public_key, secret_key)
+    curve: tuple | None = field(default=None, repr=False)  # (server_key, public_key, secret_key); never printed
 
 
 @dataclass
@@ -130,8 +130,11 @@ class Sender:
     def start(self) -> None:
         self._thread.start()
 
-    def flush(self, timeout: float | None) -> bool:
-        """Wait until everything queued before this call is acknowledged and the spool is empty."""
+    def flush(self, timeout: float | None, give_up_when_down: bool = False) -> bool:
+        """Wait until everything queued before this call is acknowledged and the spool is empty.
+
+        ``give_up_when_down``: return ``False`` as soon as the bus counts as down
+        (``close()`` uses it, so exit is not delayed by an outage)."""
         with self._cv:
             self._flush_requested += 1
             target = self._flush_requested
@@ -139,7 +142,7 @@ class Sender:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
             while self._flushed < target:
-                if self._stopped.is_set():
+                if self._stopped.is_set() or (give_up_when_down and self._state == DOWN):
                     return False
                 remaining = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
                 if remaining <= 0:
