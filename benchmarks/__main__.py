@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _sections():
     # imported lazily so --help works even when a section's imports break
-    from . import e2e, emit_latency, ingest, memory, overhead, soak, syslog_compare
+    from . import e2e, emit_latency, ingest, memory, overhead, profile, soak, syslog_compare
     from .brokers import bench_broker
 
     def with_broker(mod, config=None, handlers=None):
@@ -42,6 +42,7 @@ def _sections():
         "e2e": e2e.run,
         "memory": memory.run,
         "soak": soak.run,
+        "profile": profile.run,
     }
 
 
