@@ -339,3 +339,15 @@ def test_events_the_broker_rejects_are_counted_and_never_resent(tmp_path, client
     assert "resource" in stats["last_error"]
     assert stored_ids(broker) == [good]
     assert bad not in stored_ids(broker)
+
+
+def test_batches_too_large_for_the_broker_are_split_until_they_fit(tmp_path, clients, caplog):
+    caplog.set_level("INFO", logger="secbus_sdk")
+    broker = start_broker(tmp_path, config={"limits": {"max_batch_events": 10}}, handlers=[])
+    client = clients(broker.ingest, tmp_path / "spool", batch_size=256, linger_ms=50)
+    ids = [client.emit("authn.login", attrs={"n": i}) for i in range(300)]
+    assert client.flush(20), client.stats()
+    assert_exactly_once(broker, ids)
+    stats = client.stats()
+    assert stats["acked"] == 300 and stats["rejected"] == 0
+    assert any("splitting" in r.getMessage() for r in caplog.records)
