@@ -176,11 +176,11 @@ def generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_keys_parser(subparsers) -> None:
-    """Register ``keys generate`` on an argparse subparsers object (for the CLI)."""
-    keys = subparsers.add_parser("keys", help="manage CURVE key pairs")
+def add_parser(subparsers) -> None:
+    """Register ``keys generate`` on the CLI's subparsers (``secbus.cli.COMMANDS`` convention: ``run``)."""
+    keys = subparsers.add_parser("keys", help="manage CURVE key pairs (docs/security.md)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     gen = keys_sub.add_parser("generate", help="write a CURVE key pair NAME.key (0644) and NAME.key_secret (0600)")
     gen.add_argument("name", help="the key pair's name (file name, and the publisher's name in the allow-list)")
     gen.add_argument("--dir", default=".", help="directory to write into (default: the current directory)")
-    gen.set_defaults(func=generate_command)
+    gen.set_defaults(run=generate_command)
