@@ -42,7 +42,7 @@ import msgpack
 import zmq
 
 from . import wire
-from .queue import EventQueue
+from .queue import NEVER, EventQueue
 from .spool import Spool
 
 log = logging.getLogger("secbus_sdk")
@@ -249,8 +249,11 @@ class Sender:
         q = self.queue
         n = len(q.items)
         cutting = self._can_accept_batches(now)
+        # When nothing can be cut (held batches: the spool is full), emitters need not wake
+        # us; otherwise a queue half full moves batches to the spool (see _cut_batches).
+        stalled = NEVER if self._held else max(1, q.capacity // 2)
         if n == 0:
-            q.wake_at = 1 if cutting else max(1, q.capacity // 2)
+            q.wake_at = 1 if cutting else stalled
             self._linger_start = None
         elif cutting:
             q.wake_at = self.config.batch_size
@@ -258,7 +261,7 @@ class Sender:
                 self._linger_start = now
             timeout = min(timeout, self._linger_start + self.config.linger - now)
         else:
-            q.wake_at = max(1, q.capacity // 2)
+            q.wake_at = stalled
         for batch in self._in_flight.values():
             if batch.sent_at is not None:
                 timeout = min(timeout, batch.sent_at + self.config.ack_timeout - now)

@@ -246,3 +246,16 @@ def test_invalid_traceparent_is_counted_and_does_not_raise(down_client):
     assert client.stats()["invalid_traceparent"] == 3
     assert re.fullmatch(r"[0-9a-f-]{36}", client.emit("authn.login"))
     assert os.getpid() == client._source["pid"]
+
+
+def test_sender_does_not_spin_while_the_spool_and_queue_are_full(down_client):
+    client = down_client(queue_size=50, spool_max_bytes=64 * 1024)
+    fill_until_full(client)
+    wait_until(lambda: client.stats()["held"], 5, message="a batch held in memory")
+    before = os.times()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # the behaviour under test is what the sender does meanwhile
+    after = os.times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    assert cpu < 0.5, f"the process used {cpu:.2f}s of CPU in 1s while idle and full: a busy loop"
