@@ -1,8 +1,33 @@
-"""The ``secbus`` command line."""
+"""The ``secbus`` command line: one subcommand per module in ``secbus.commands``."""
 
+from __future__ import annotations
+
+import argparse
 import sys
+
+from . import __version__
+from .commands import ping, serve
+
+COMMANDS = [serve, ping]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="secbus", description="secbus: a security event bus")
+    p.add_argument("--version", action="version", version=f"secbus {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("secbus: the broker is not built yet (issue 3)", file=sys.stderr)
-    return 2
+    p = parser()
+    args = p.parse_args(argv)
+    if not getattr(args, "run", None):
+        p.print_help(sys.stderr)
+        return 2
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""``secbus ping``: ask a broker for PONG and print the round trip."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from secbus_sdk import wire
+
+from .request import NoAnswer, request
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
+
+
+def default_endpoint() -> str:
+    return os.environ.get("SECBUS_INGEST_ENDPOINT", DEFAULT_ENDPOINT)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("ping", help="check that a broker answers")
+    p.add_argument("--endpoint", default=None, help=f"ingest endpoint (default $SECBUS_INGEST_ENDPOINT or {DEFAULT_ENDPOINT})")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for PONG (default 3)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    endpoint = args.endpoint or default_endpoint()
+    start = time.perf_counter()
+    try:
+        command, body = request(endpoint, wire.PING, {}, args.timeout)
+    except NoAnswer as exc:
+        print(f"secbus ping: {exc}", file=sys.stderr)
+        return 1
+    except wire.WireError as exc:
+        print(f"secbus ping: bad reply: {exc}", file=sys.stderr)
+        return 1
+    rtt_ms = (time.perf_counter() - start) * 1000
+    if command != wire.PONG:
+        print(f"secbus ping: expected PONG, got {command.decode()} {body}", file=sys.stderr)
+        return 1
+    print(f"PONG from {endpoint}: protocol v{body.get('version')}, round trip {rtt_ms:.2f} ms")
+    return 0

@@ -1,0 +1,30 @@
+"""A one-shot protocol request (emit, ping): DEALER, send, wait with a deadline.
+
+Hand-written because the SDK's Client is a background publisher with a
+spool; the CLI wants one request, one answer, and a clear error when no broker
+answers.
+"""
+
+from __future__ import annotations
+
+import zmq
+
+from secbus_sdk import wire
+
+
+class NoAnswer(TimeoutError):
+    pass
+
+
+def request(endpoint: str, command: bytes, body: dict, timeout_s: float) -> tuple[bytes, dict]:
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send_multipart(wire.encode_frames(command, body))
+        if not sock.poll(int(timeout_s * 1000)):
+            raise NoAnswer(f"no answer from a broker at {endpoint} within {timeout_s:g}s (is `secbus serve` running?)")
+        return wire.decode_frames(sock.recv_multipart())
+    finally:
+        sock.close()

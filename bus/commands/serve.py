@@ -1,0 +1,61 @@
+"""``secbus serve``: run the broker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..config import ConfigError, load
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="run the broker", description="Run the broker on embedded defaults (see docs/operations.md).")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (default: $SECBUS_CONFIG, else none)")
+    p.add_argument("--data-dir", metavar="DIR", help="where the event log lives (default ./secbus-data)")
+    p.add_argument("--ingest", metavar="ADDR", help="ingest ROUTER endpoint (default tcp://127.0.0.1:7878)")
+    p.add_argument("--feed", metavar="ADDR", help="live feed XPUB endpoint (default tcp://127.0.0.1:7879)")
+    p.add_argument("--http", metavar="HOST:PORT", help="HTTP address for /healthz and /metrics (default 127.0.0.1:7880)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(run=run)
+
+
+def flags_of(args: argparse.Namespace) -> dict:
+    flags: dict = {}
+    if args.data_dir:
+        flags["data_dir"] = args.data_dir
+    if args.ingest:
+        flags["ingest"] = {"endpoint": args.ingest}
+    if args.feed:
+        flags["feed"] = {"endpoint": args.feed}
+    if args.http:
+        flags["http"] = {"address": args.http}
+    return flags
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load(args.config, flags=flags_of(args))
+    except ConfigError as exc:
+        print(f"secbus serve: config error: {exc}", file=sys.stderr)
+        return 2
+    from ..app import DataDirInUse, serve
+
+    try:
+        return serve(config)
+    except DataDirInUse as exc:
+        print(f"secbus serve: {exc}", file=sys.stderr)
+        return 2
+    except zmq_error() as exc:
+        print(f"secbus serve: cannot listen: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"secbus serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def zmq_error():
+    import zmq
+
+    return zmq.ZMQError

@@ -1,0 +1,1 @@
+"""Everything that reads the log behind a cursor: handler runners, the correlator, the live feed."""

@@ -1,0 +1,112 @@
+"""One request in, one reply (or a batch of events to commit) out.
+
+:func:`handle` is pure apart from the counters: it decodes the frames with the
+shared codec (``secbus_sdk.wire``), validates every event with the single
+definition of a valid event (``secbus_sdk.event.validate_event``), stamps the
+broker's fields and returns either a finished reply (PONG, ERR) or a
+:class:`PendingPub` whose ACK is sent by the router after the group commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import zmq
+
+from secbus_sdk import wire
+from secbus_sdk.event import BROKER_FIELDS, check_event_size, validate_event
+from secbus_sdk.wire import MALFORMED, OVERLOADED, UNAUTHORIZED, Limits, WireError
+
+from ..log.base import StampedEvent
+from .identity import identity_for
+
+
+@dataclass(slots=True)
+class PendingPub:
+    """A PUB whose valid events wait for the group commit."""
+
+    routing_id: bytes
+    seq: int
+    total: int
+    rejected: list = field(default_factory=list)
+    #: indexes into the group's list of StampedEvent for this request's valid events
+    records: list = field(default_factory=list)
+
+    def ack(self, seqs: Sequence[int | None]) -> list[bytes]:
+        accepted = sum(1 for i in self.records if seqs[i] is not None)
+        duplicate = len(self.records) - accepted
+        body = {"accepted": accepted, "duplicate": duplicate, "rejected": self.rejected, "seq": self.seq}
+        return [self.routing_id, wire.MAGIC, wire.ACK, wire.pack_ordered(body)]
+
+
+def err(routing_id: bytes, code: str, message: str, seq: int | None = None, retry_after_ms: int | None = None) -> list[bytes]:
+    body: dict = {"code": code, "message": message}
+    if retry_after_ms is not None:
+        body["retry_after_ms"] = retry_after_ms
+    body["seq"] = seq
+    return [routing_id, wire.MAGIC, wire.ERR, wire.pack_ordered(body)]
+
+
+def pong(routing_id: bytes) -> list[bytes]:
+    return [routing_id, wire.MAGIC, wire.PONG, wire.pack_ordered({"time_ns": time.time_ns(), "version": wire.PROTOCOL_VERSION})]
+
+
+def _seq_of(body: dict) -> int | None:
+    seq = body.get("seq")
+    return seq if type(seq) is int and 0 <= seq < 2**64 else None
+
+
+class RequestHandler:
+    """Turns requests into replies or pending PUBs; counts every reject by code."""
+
+    def __init__(self, limits: Limits, rejects: Counter, overloaded: Callable[[], int | None]):
+        self.limits = limits
+        self.rejects = rejects
+        #: returns retry_after_ms when the backlog is over its bound, else None
+        self.overloaded = overloaded
+
+    def handle(self, frames: list[zmq.Frame], received_ns: int, out: list[StampedEvent]) -> list[bytes] | PendingPub:
+        routing_id = frames[0].bytes
+        rest = frames[1:]
+        try:
+            command, body = wire.decode_frames([f.bytes for f in rest], self.limits)
+        except WireError as exc:
+            self.rejects[exc.code] += 1
+            return err(routing_id, exc.code, exc.message)
+        if command == wire.PING:
+            return pong(routing_id)
+        if command != wire.PUB:
+            self.rejects[MALFORMED] += 1
+            return err(routing_id, MALFORMED, f"frame 1: {command.decode()} is a reply; a publisher sends PUB or PING", _seq_of(body))
+        try:
+            seq, events = wire.check_pub(body, len(rest[2]), self.limits)
+            identity = identity_for(frames)
+        except WireError as exc:
+            self.rejects[exc.code] += 1
+            return err(routing_id, exc.code, exc.message, _seq_of(body))
+        retry = self.overloaded()
+        if retry is not None:
+            self.rejects[OVERLOADED] += 1
+            return err(routing_id, OVERLOADED, "ingest: the unconsumed backlog is over its bound; retry later", seq, retry)
+        pending = PendingPub(routing_id, seq, len(events))
+        limits = self.limits
+        publisher, tenant = identity.publisher, identity.tenant
+        for index, raw in enumerate(events):
+            try:
+                event = validate_event(raw, limits)
+                if not identity.may_publish(event["type"]):
+                    raise WireError(UNAUTHORIZED, f"type: publisher {publisher!r} may not publish {event['type']!r}", "type")
+                for name in BROKER_FIELDS:  # stamped by the broker, never taken from the payload
+                    event.pop(name, None)
+                packed = wire.pack_ordered(event)
+                check_event_size(packed, limits)
+            except WireError as exc:
+                self.rejects[exc.code] += 1
+                pending.rejected.append([index, exc.code, exc.message])
+                continue
+            pending.records.append(len(out))
+            out.append(StampedEvent(event["id"], event["ts"], event["type"], event["trace_id"], received_ns, publisher, tenant, packed))
+        return pending

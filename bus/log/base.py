@@ -1,0 +1,129 @@
+"""The event log interface: three append-only streams with offsets and named cursors.
+
+Streams:
+
+* ``events``: validated, stamped events, appended by ingest only;
+* ``traces``: closed correlated traces, appended by the correlator runner;
+* ``alerts``: alerts raised by handlers through ``app.publish_alert``.
+
+Every record has an offset (``seq``) that is strictly increasing within its
+stream, starting at 1.  A consumer (a handler, the correlator, the feed) keeps
+a cursor per stream: the last offset it has handled, 0 before the first.
+Ingest, the consumers and the CLI use nothing but this interface, so a
+distributed log can replace the embedded SQLite one without touching them.
+
+Implementations must let one writer per stream and many readers work at once
+from different threads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+STREAMS = ("events", "traces", "alerts")
+
+
+@dataclass(slots=True)
+class StampedEvent:
+    """One validated event ready to append: its encoded body and the stamped columns.
+
+    ``body`` is the canonical msgpack of the event *without* the broker's
+    fields; readers add ``seq``, ``received_ns``, ``publisher`` and ``tenant``."""
+
+    id: str
+    ts: int
+    type: str
+    trace_id: str
+    received_ns: int
+    publisher: str
+    tenant: str
+    body: bytes
+
+
+class EventLog(ABC):
+    """What the broker needs from a durable log (see the module docstring)."""
+
+    # --- writing -----------------------------------------------------------
+    @abstractmethod
+    def append_events(self, events: Sequence[StampedEvent]) -> list[int | None]:
+        """Append in one durable transaction; return each event's ``seq``, or
+        ``None`` for an event whose ``id`` the log (or this call) already holds.
+        When this returns, every new event is committed."""
+
+    @abstractmethod
+    def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None) -> list[int | None]:
+        """Append records to ``traces`` or ``alerts``; return their offsets
+        (``None`` for a trace already stored: same tenant, trace_id and first
+        event). ``cursor=(consumer, offset)`` sets that consumer's ``events``
+        cursor in the same transaction (the correlator uses it)."""
+
+    # --- reading -----------------------------------------------------------
+    @abstractmethod
+    def read(self, stream: str, after: int, limit: int) -> list[dict]:
+        """Up to ``limit`` records with offset > ``after``, in log order, each with ``seq``."""
+
+    @abstractmethod
+    def head(self, stream: str) -> int:
+        """The last offset written to ``stream`` (0 when empty)."""
+
+    @abstractmethod
+    def first(self, stream: str) -> int:
+        """The oldest offset still retained (head + 1 when empty)."""
+
+    @abstractmethod
+    def trace(self, tenant: str | None, trace_id: str, open_after: int = 0) -> list[dict]:
+        """Every retained event of a trace, in time order (``tenant=None``: any tenant).
+
+        Closed traces are found through the indexed traces stream; events of
+        still-open traces by scanning events with offset > ``open_after``
+        (the correlator's cursor), a bounded range."""
+
+    @abstractmethod
+    def query(
+        self,
+        tenant: str | None = None,
+        type_prefix: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 1000,
+    ) -> list[dict]:
+        """Events in log order matching every filter given (time range on ``ts``)."""
+
+    # --- cursors -----------------------------------------------------------
+    @abstractmethod
+    def get_cursor(self, consumer: str, stream: str) -> int | None:
+        """The stored cursor, or ``None`` if this consumer never stored one."""
+
+    @abstractmethod
+    def set_cursor(self, consumer: str, stream: str, offset: int) -> None:
+        """Durably store a cursor."""
+
+    @abstractmethod
+    def cursors(self) -> dict[tuple[str, str], int]:
+        """Every stored cursor."""
+
+    # --- upkeep ------------------------------------------------------------
+    @abstractmethod
+    def retain(self, max_age_ns: int, max_bytes: int, floor: dict[str, int], now_ns: int, chunk: int = 5000) -> int:
+        """Delete up to ``chunk`` of the oldest records past the age or size
+        bound, never a record with offset > ``floor[stream]`` (the slowest
+        ``block`` cursor). Return how many were deleted (call again while > 0)."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Size on disk and, per stream, ``head``, ``first`` and ``count``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection; later calls are errors."""
+
+
+def merge_trace_events(parts: Iterable[Iterable[dict]]) -> list[dict]:
+    """Union of event lists by ``id``, sorted by (ts, seq)."""
+    seen: dict[str, dict] = {}
+    for part in parts:
+        for event in part:
+            seen.setdefault(event["id"], event)
+    return sorted(seen.values(), key=lambda e: (e["ts"], e.get("seq", 0)))

@@ -1,0 +1,384 @@
+"""The default event log: stdlib sqlite3 in WAL mode, two database files.
+
+* ``events.db`` holds the events stream and is written by one thread only
+  (ingest), so the hot path never waits for another writer's lock.
+* ``state.db`` holds the low-volume streams (``traces``, ``alerts``) and every
+  consumer's cursors, written by the runners.
+
+Why these choices (numbers from ARCHITECTURE.md "Measured facts"):
+
+* WAL lets readers (handler runners, ``secbus trace``) run while ingest
+  writes.  ``synchronous=NORMAL`` (the default ``durability = "normal"``) means
+  a committed transaction is in the OS before ``append_events`` returns:
+  durable against a crash of the broker process (``kill -9``), not against
+  power loss.  ``durability = "fsync"`` uses ``synchronous=FULL``: every
+  commit is fsynced before the ACK, durable against power loss, slower.
+* Events are keyed by ``seq`` (the rowid, so appends go to the end of the
+  B-tree) with one UNIQUE index on the event id.  UUIDv7 ids are time ordered,
+  so that index also appends.  There is deliberately *no* index on
+  ``trace_id``: a random-key index on the ingest path costs a factor of three.
+  Trace lookups go through the ``traces`` table (indexed, written behind the
+  correlator) plus a scan of the events the correlator has not closed yet.
+* Each event is stored as its canonical msgpack ``body`` plus the columns
+  queries need; readers rebuild the dict and add the stamped fields.
+
+Connections are per thread (sqlite3 objects must not be shared between
+threads that use them at once); :meth:`SqliteLog.close` closes them all.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import msgpack
+
+from secbus_sdk.wire import pack
+
+from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
+
+EVENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    received_ns INTEGER NOT NULL,
+    publisher TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursors (
+    consumer TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    PRIMARY KEY (consumer, stream)
+);
+CREATE TABLE IF NOT EXISTS traces (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    closed_ns INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS traces_key ON traces (tenant, trace_id, first_seq);
+CREATE INDEX IF NOT EXISTS traces_trace ON traces (trace_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    severity TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+_ID_CHUNK = 500  # ids per "IN (...)" probe; well under SQLITE_MAX_VARIABLE_NUMBER
+_STAMPED = ("seq", "received_ns", "publisher", "tenant")
+
+
+class LogMissing(FileNotFoundError):
+    """No event log in the given data directory."""
+
+
+def _event_of(row: tuple) -> dict:
+    seq, received_ns, publisher, tenant, body = row
+    event = msgpack.unpackb(body, raw=False)
+    event["seq"] = seq
+    event["received_ns"] = received_ns
+    event["publisher"] = publisher
+    event["tenant"] = tenant
+    return event
+
+
+def _record_of(row: tuple) -> dict:
+    seq, body = row
+    record = msgpack.unpackb(body, raw=False)
+    record["seq"] = seq
+    return record
+
+
+class SqliteLog(EventLog):
+    """:class:`EventLog` on two SQLite files in ``data_dir`` (module docstring)."""
+
+    def __init__(self, data_dir: str | os.PathLike, durability: str = "normal", create: bool = True):
+        self.data_dir = Path(data_dir)
+        self.events_path = self.data_dir / "events.db"
+        self.state_path = self.data_dir / "state.db"
+        if not create and not self.events_path.exists():
+            raise LogMissing(f"no event log in {self.data_dir} (expected {self.events_path})")
+        self._sync = "FULL" if durability == "fsync" else "NORMAL"
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        self._writer = create
+        ev, st = self._conns()
+        if create:
+            ev.executescript(EVENTS_SCHEMA)
+            st.executescript(STATE_SCHEMA)
+        row = ev.execute("SELECT value FROM meta WHERE key = 'head'").fetchone() if create or self._has_meta(ev) else None
+        self._events_head = row[0] if row else (ev.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    @staticmethod
+    def _has_meta(conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is not None
+
+    # --- connections -------------------------------------------------------
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._sync}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _conns(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        if self._closed:
+            raise RuntimeError("event log is closed")
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = (self._connect(self.events_path), self._connect(self.state_path))
+            self._local.conns = conns
+        return conns
+
+    # --- writing -----------------------------------------------------------
+    def append_events(self, events: Sequence[StampedEvent]) -> list[int | None]:
+        ev, _ = self._conns()
+        ids = [e.id for e in events]
+        existing: set[str] = set()
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            existing.update(r[0] for r in ev.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk))
+        seqs: list[int | None] = []
+        rows = []
+        head = self._events_head
+        for e in events:
+            if e.id in existing:
+                seqs.append(None)
+                continue
+            existing.add(e.id)
+            head += 1
+            seqs.append(head)
+            rows.append((head, e.id, e.received_ns, e.publisher, e.tenant, e.ts, e.type, e.trace_id, e.body))
+        if rows:
+            ev.execute("BEGIN IMMEDIATE")
+            try:
+                ev.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                ev.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
+                ev.execute("COMMIT")
+            except BaseException:
+                ev.execute("ROLLBACK")
+                raise
+            self._events_head = head
+        return seqs
+
+    def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None) -> list[int | None]:
+        _, st = self._conns()
+        now = time.time_ns()
+        out: list[int | None] = []
+        st.execute("BEGIN IMMEDIATE")
+        try:
+            for record in records:
+                body = pack({k: v for k, v in record.items() if k != "seq"})
+                if stream == "traces":
+                    events = record.get("events") or []
+                    first_seq = min((e.get("seq", 0) for e in events), default=0)
+                    cur = st.execute(
+                        "INSERT OR IGNORE INTO traces (tenant, trace_id, first_seq, closed_ns, body) VALUES (?, ?, ?, ?, ?)",
+                        (record["tenant"], record["trace_id"], first_seq, now, body),
+                    )
+                    out.append(cur.lastrowid if cur.rowcount else None)
+                elif stream == "alerts":
+                    cur = st.execute(
+                        "INSERT INTO alerts (severity, created_ns, body) VALUES (?, ?, ?)",
+                        (str(record.get("severity", "info")), now, body),
+                    )
+                    out.append(cur.lastrowid)
+                else:
+                    raise ValueError(f"stream: expected traces or alerts, got {stream!r}")
+            if cursor is not None:
+                st.execute("INSERT OR REPLACE INTO cursors VALUES (?, 'events', ?)", cursor)
+            st.execute("COMMIT")
+        except BaseException:
+            st.execute("ROLLBACK")
+            raise
+        return out
+
+    # --- reading -----------------------------------------------------------
+    def read(self, stream: str, after: int, limit: int) -> list[dict]:
+        ev, st = self._conns()
+        if stream == "events":
+            rows = ev.execute(
+                "SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            return [_event_of(r) for r in rows]
+        if stream in ("traces", "alerts"):
+            rows = st.execute(f"SELECT seq, body FROM {stream} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+            return [_record_of(r) for r in rows]
+        raise ValueError(f"stream: expected one of {', '.join(STREAMS)}, got {stream!r}")
+
+    def head(self, stream: str) -> int:
+        if stream == "events":
+            return self._events_head if self._is_writer() else self._read_events_head()
+        _, st = self._conns()
+        row = st.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (stream,)).fetchone()
+        return row[0] if row else 0
+
+    def _is_writer(self) -> bool:
+        return self._writer
+
+    def _read_events_head(self) -> int:
+        ev, _ = self._conns()
+        row = ev.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+        return row[0] if row else 0
+
+    def refresh(self) -> None:
+        """Re-read the events head from disk (for a reader opened beside a running broker)."""
+        self._events_head = self._read_events_head()
+
+    def first(self, stream: str) -> int:
+        ev, st = self._conns()
+        conn = ev if stream == "events" else st
+        row = conn.execute(f"SELECT min(seq) FROM {stream}").fetchone()
+        return row[0] if row and row[0] is not None else self.head(stream) + 1
+
+    def trace(self, tenant: str | None, trace_id: str, open_after: int = 0) -> list[dict]:
+        ev, st = self._conns()
+        parts = []
+        if tenant is None:
+            rows = st.execute("SELECT seq, body FROM traces WHERE trace_id = ?", (trace_id,))
+        else:
+            rows = st.execute("SELECT seq, body FROM traces WHERE tenant = ? AND trace_id = ?", (tenant, trace_id))
+        for row in rows.fetchall():
+            parts.append(_record_of(row).get("events", []))
+        sql = "SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq > ? AND trace_id = ?"
+        args: list[Any] = [open_after, trace_id]
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            args.append(tenant)
+        parts.append([_event_of(r) for r in ev.execute(sql, args).fetchall()])
+        return merge_trace_events(parts)
+
+    def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000) -> list[dict]:
+        ev, _ = self._conns()
+        where, args = [], []
+        if tenant is not None:
+            where.append("tenant = ?")
+            args.append(tenant)
+        if type_prefix:
+            # type is [a-z0-9_.], so a range on the prefix is exact (no LIKE escaping needed)
+            where.append("type >= ? AND type < ?")
+            args += [type_prefix, type_prefix + "\U0010ffff"]
+        if since_ns is not None:
+            where.append("ts >= ?")
+            args.append(since_ns)
+        if until_ns is not None:
+            where.append("ts < ?")
+            args.append(until_ns)
+        sql = "SELECT seq, received_ns, publisher, tenant, body FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [_event_of(r) for r in ev.execute(sql, args).fetchall()]
+
+    # --- cursors -----------------------------------------------------------
+    def get_cursor(self, consumer: str, stream: str) -> int | None:
+        _, st = self._conns()
+        row = st.execute("SELECT offset FROM cursors WHERE consumer = ? AND stream = ?", (consumer, stream)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, consumer: str, stream: str, offset: int) -> None:
+        _, st = self._conns()
+        st.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)", (consumer, stream, offset))
+
+    def cursors(self) -> dict[tuple[str, str], int]:
+        _, st = self._conns()
+        return {(c, s): o for c, s, o in st.execute("SELECT consumer, stream, offset FROM cursors")}
+
+    # --- upkeep ------------------------------------------------------------
+    def retain(self, max_age_ns: int, max_bytes: int, floor: dict[str, int], now_ns: int, chunk: int = 5000) -> int:
+        ev, st = self._conns()
+        deleted = 0
+        # events: by age of arrival, then by size (oldest first), never past the floor
+        limit_seq = floor.get("events", self._events_head)
+        first = ev.execute("SELECT min(seq) FROM events").fetchone()[0]
+        if first is not None and first <= limit_seq:
+            upto = min(limit_seq, first + chunk - 1)
+            old = ev.execute(
+                "SELECT max(seq) FROM events WHERE seq BETWEEN ? AND ? AND received_ns < ?",
+                (first, upto, now_ns - max_age_ns),
+            ).fetchone()[0]
+            if self._used_bytes(ev) > max_bytes:
+                old = upto
+            if old is not None:
+                ev.execute("BEGIN IMMEDIATE")
+                try:
+                    deleted += ev.execute("DELETE FROM events WHERE seq <= ?", (old,)).rowcount
+                    ev.execute("COMMIT")
+                except BaseException:
+                    ev.execute("ROLLBACK")
+                    raise
+        for stream, column in (("traces", "closed_ns"), ("alerts", "created_ns")):
+            limit_seq = floor.get(stream, self.head(stream))
+            cur = st.execute(
+                f"DELETE FROM {stream} WHERE seq IN (SELECT seq FROM {stream} WHERE seq <= ? AND {column} < ? ORDER BY seq LIMIT ?)",
+                (limit_seq, now_ns - max_age_ns, chunk),
+            )
+            deleted += cur.rowcount
+        return deleted
+
+    @staticmethod
+    def _used_bytes(conn: sqlite3.Connection) -> int:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return (pages - free) * size
+
+    def stats(self) -> dict[str, Any]:
+        ev, st = self._conns()
+        out: dict[str, Any] = {"path": str(self.data_dir), "durability": "fsync" if self._sync == "FULL" else "normal"}
+        size = 0
+        for path in (self.events_path, self.state_path):
+            for suffix in ("", "-wal"):
+                p = Path(str(path) + suffix)
+                if p.exists():
+                    size += p.stat().st_size
+        out["size_bytes"] = size
+        streams = {}
+        for stream in STREAMS:
+            head = self.head(stream)
+            first = self.first(stream)
+            streams[stream] = {"head": head, "first": first, "count": max(0, head - first + 1) if stream == "events" else None}
+        for stream in ("traces", "alerts"):
+            streams[stream]["count"] = st.execute(f"SELECT count(*) FROM {stream}").fetchone()[0]
+        out["streams"] = streams
+        return out
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+            self._closed = True
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+
+def open_log(data_dir: str | os.PathLike, durability: str = "normal", create: bool = True) -> SqliteLog:
+    """Open (and with ``create``, initialise) the log in ``data_dir``."""
+    return SqliteLog(data_dir, durability=durability, create=create)

@@ -1,0 +1,1 @@
+"""Helpers for tests against a real broker: ``broker`` (process, raw client, polling) and ``events``."""

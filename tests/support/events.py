@@ -1,0 +1,30 @@
+"""Valid events for tests, built with the SDK's id helpers (no hand-written ids)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from secbus_sdk.event import new_event_id, new_span_id, new_trace_id
+
+
+def make_event(type: str = "authn.login", **fields: Any) -> dict:
+    """A valid v1 event; keyword arguments override or add fields (``service=`` and
+    ``platform=`` set ``source`` entries)."""
+    source = {"platform": fields.pop("platform", "python"), "sdk": "secbus-test/0", "service": fields.pop("service", "tests")}
+    event = {
+        "v": 1,
+        "id": new_event_id(),
+        "ts": time.time_ns(),
+        "type": type,
+        "outcome": "success",
+        "trace_id": new_trace_id(),
+        "span_id": new_span_id(),
+        "source": source,
+    }
+    event.update(fields)
+    return event
+
+
+def make_events(n: int, **fields: Any) -> list[dict]:
+    return [make_event(**fields) for _ in range(n)]
