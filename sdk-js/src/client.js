@@ -69,6 +69,7 @@ const OUTCOME_SET = new Set(OUTCOMES);
 const SEVERITY_SET = new Set(SEVERITIES);
 const NO_FIELDS = Object.freeze({});
 const KNOWN_TYPES_MAX = 1024;
+const MIN_SPOOL_BYTES = 64 * 1024;
 
 const trace = debuglog('secbus');
 
@@ -157,6 +158,7 @@ export class Client {
       throw optionError('endpoint', `expected tcp://HOST:PORT or ipc://PATH, got ${show(o.endpoint)}`);
     }
     for (const name of ['spoolMaxBytes', 'queueSize', 'batchSize', 'maxInFlight']) positiveInt(o, name);
+    if (o.spoolMaxBytes < MIN_SPOOL_BYTES) throw optionError('spoolMaxBytes', `at least ${MIN_SPOOL_BYTES} (64 KiB), got ${o.spoolMaxBytes}`);
     for (const name of ['lingerMs', 'ackTimeout', 'backoffMax', 'exitTimeout']) nonNegative(o, name);
     if (o.ackTimeout <= 0) throw optionError('ackTimeout', `must be > 0, got ${o.ackTimeout}`);
     if (o.blockTimeout !== null) nonNegative(o, 'blockTimeout');
@@ -186,7 +188,7 @@ export class Client {
     this.flushWaiters = new Set();
     this.counters = {
       sent: 0, acked: 0, duplicate: 0, rejected: 0, spooled: 0, replayed: 0, dropped: 0, fallback: 0,
-      connected: false, lastError: null, invalidTraceparent: 0,
+      connected: false, lastError: null, invalidTraceparent: 0, invalidInput: 0,
     };
     this.source = Object.freeze({
       host: o.host ?? os.hostname(), pid: process.pid, platform: 'node', sdk: SDK_NAME, service: o.service,
@@ -238,7 +240,13 @@ export class Client {
    * @param {object} [fields]
    */
   emit(type, fields = NO_FIELDS) {
-    const event = this.build(type, fields);
+    let event;
+    try {
+      event = this.build(type, fields);
+    } catch (err) {
+      this.counters.invalidInput++;
+      throw err;
+    }
     if (this.closed) {
       this.counters.dropped++;
       this.counters.lastError = 'emit() after close(): event dropped';
@@ -491,7 +499,7 @@ export class Client {
   stats() {
     const c = this.counters;
     return {
-      queued: this.sender.waiting + this.waiters.length,
+      queued: this.queue.size + this.waiters.length,
       sent: c.sent,
       acked: c.acked,
       duplicate: c.duplicate,
@@ -503,7 +511,9 @@ export class Client {
       connected: c.connected,
       lastError: c.lastError,
       invalidTraceparent: c.invalidTraceparent,
+      invalidInput: c.invalidInput,
       inFlight: this.sender.inFlight.size,
+      held: this.sender.held,
       spoolBytes: this.spool?.bytes ?? 0,
       spoolEvents: this.spool?.events ?? 0,
       spoolTorn: this.spool?.torn ?? 0,

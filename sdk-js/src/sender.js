@@ -75,6 +75,8 @@ export class Sender {
     this.log = o.log;
     this.onProgress = o.onProgress;
     this.graceMs = Math.min(this.ackTimeoutMs, 1000);
+    // A batch is cut at the protocol's 1 MiB, or a quarter of the spool so a few always fit in it.
+    this.maxBatchBytes = Math.min(this.limits.maxBatchBytes, Math.floor((this.spool?.maxBytes ?? Infinity) / 4));
 
     this.mode = 'direct'; // direct | replaying | down
     this.seq = 0;
@@ -122,9 +124,9 @@ export class Sender {
   }
 
   /** Is everything acknowledged (queue, retries, in flight and spool empty)? */
-  /** Events held in memory and not yet in flight: the queue plus batches waiting to be re-sent. */
-  get waiting() {
-    let n = this.queue.size;
+  /** Events cut into batches that neither the broker nor the spool has taken yet (kept in memory). */
+  get held() {
+    let n = 0;
     for (const b of this.retry) n += b.events.length;
     return n;
   }
@@ -194,7 +196,7 @@ export class Sender {
         this.log.warn(this.stats.lastError);
         continue;
       }
-      if (events.length > 0 && bytes + encoded.length > this.limits.maxBatchBytes) break;
+      if (events.length > 0 && bytes + encoded.length > this.maxBatchBytes) break;
       this.queue.shift();
       events.push(encoded);
       bytes += encoded.length;
@@ -458,7 +460,7 @@ export class Sender {
       let current = null;
       for (const encoded of seg.events) {
         if (current === null || current.events.length >= this.batchSize
-          || current.bytes + encoded.length > this.limits.maxBatchBytes) {
+          || current.bytes + encoded.length > this.maxBatchBytes) {
           current = { events: [], bytes: PUB_ENVELOPE_BYTES, order: ++this.order, seq: 0, segment: seg.name, timer: null };
           pending.push(current);
         }

@@ -93,6 +93,7 @@ test('every kind of bad argument throws a WireError naming the field and the val
     });
   }
   assert.equal(client.stats().queued, 0, 'nothing was queued for a bad call');
+  assert.equal(client.stats().invalidInput, cases.length, 'each bad call is counted');
 });
 
 test('bad options throw a TypeError naming the option', () => {
@@ -100,6 +101,7 @@ test('bad options throw a TypeError naming the option', () => {
     [{}, /option service: required/],
     [{ service: 's', spoolDir: '/tmp/x', endpoint: 'http://x' }, /option endpoint/],
     [{ service: 's', queueSize: 0 }, /option queueSize/],
+    [{ service: 's', spoolMaxBytes: 1000 }, /option spoolMaxBytes: at least 65536/],
     [{ service: 's', onFull: 'wait' }, /option onFull: expected "drop", "block" or "fallback", got "wait"/],
     [{ service: 's', onFull: 'fallback' }, /option fallback: required/],
     [{ service: 's', serverKey: 'short' }, /option serverKey/],

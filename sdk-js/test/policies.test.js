@@ -1,7 +1,7 @@
 // Full-queue policies under a burst, each forced deterministically: the bus
-// is down (a free port) and the spool is tiny, so the queue can only drain
-// into a few hundred bytes of disk; or, for "block" with a broker, the queue
-// is far smaller than the burst.
+// is down (a free port) and the spool is the smallest allowed (64 KiB) while
+// each event carries 2 KB, so the queue can drain only a few dozen events to
+// disk; or, for "block" with a broker, the queue is far smaller than the burst.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
@@ -21,17 +21,21 @@ function dir() {
 }
 async function offline(options) {
   const c = new Client({
-    service: 'burst', endpoint: `tcp://127.0.0.1:${await freePort()}`, spoolDir: dir(), ackTimeout: 100, spoolMaxBytes: 2048, ...options,
+    service: 'burst', endpoint: `tcp://127.0.0.1:${await freePort()}`, spoolDir: dir(), ackTimeout: 100, spoolMaxBytes: 64 * 1024, ...options,
   });
   cleanups.push(() => c.close(0));
   return c;
 }
 /** Wait until the sender has given up on the bus and filled the spool. */
-const spoolFull = (c) => waitUntil(() => /spool full/.test(c.stats().lastError ?? ''), 10000, () => `spool full: ${JSON.stringify(c.stats())}`);
+const PAD = 'x'.repeat(2000);
+const spoolFull = (c) => waitUntil(() => {
+  const s = c.stats();
+  return s.held > 0 && s.spoolBytes + 2100 > 64 * 1024;
+}, 10000, () => `spool full: ${JSON.stringify(c.stats())}`);
 
 test('drop policy counts every event it gives up: spooled + dropped == emitted', async () => {
   const c = await offline({ queueSize: 50 });
-  for (let i = 0; i < 500; i++) c.emit('authn.login', { attrs: { i } });
+  for (let i = 0; i < 500; i++) c.emit('authn.login', { attrs: { i, pad: PAD } });
   assert.equal(c.stats().dropped, 450, 'the burst beyond the queue is dropped at once');
   assert.equal(c.stats().queued, 50);
   await spoolFull(c);
@@ -79,19 +83,20 @@ test('fallback to a function receives the event; a throwing function counts as d
 test('block policy: emit returns a promise that waits for room, and blockTimeout drops and counts', async () => {
   const c = await offline({ queueSize: 10, onFull: 'block', blockTimeout: 150 });
   const pending = [];
-  for (let i = 0; i < 40; i++) pending.push(c.emit('authn.login', { attrs: { i } }));
+  for (let i = 0; i < 100; i++) pending.push(c.emit('authn.login', { attrs: { i, pad: PAD } }));
   assert.ok(pending.every((p) => p instanceof Promise));
-  assert.equal(c.stats().queued, 40, 'waiting events count as queued');
+  assert.equal(c.stats().queued, 100, 'waiting events count as queued');
   const ids = await Promise.all(pending);
-  assert.equal(new Set(ids).size, 40, 'every promise resolves with its event id');
-  await waitUntil(() => {
-    const s = c.stats();
-    return s.spooled > 0 && s.spooled + s.queued + s.dropped === 40;
-  }, 10000, () => JSON.stringify(c.stats()));
+  assert.equal(new Set(ids).size, 100, 'every promise resolves with its event id');
+  // The spool (64 KiB) takes about 30 of these 2 KB events: the rest cannot find room in time.
+  await spoolFull(c);
+  const mid = c.stats();
+  assert.ok(mid.dropped > 0, JSON.stringify(mid));
+  assert.match(mid.lastError, /spool full|waited 150 ms/);
+  assert.equal(mid.spooled + mid.queued + mid.held + mid.dropped, 100, JSON.stringify(mid));
   await c.close(0);
   const s = c.stats();
-  assert.ok(s.dropped > 0, JSON.stringify(s));
-  assert.equal(s.spooled + s.dropped, 40, JSON.stringify(s));
+  assert.equal(s.spooled + s.dropped, 100, JSON.stringify(s));
 });
 
 test('block policy loses nothing under a burst 300 times the queue size', async () => {
