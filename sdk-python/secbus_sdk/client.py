@@ -22,6 +22,7 @@ import functools
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -55,6 +56,7 @@ _MAX_ATTRS = wire.DEFAULT_LIMITS.max_attrs
 _CACHE_MAX = 4096
 _time_ns = time.time_ns
 _isfinite = math.isfinite
+_getrandbits = random.getrandbits
 
 # Objects a forked child must not close for its parent; kept alive so their
 # finalizers never run in the child.
@@ -303,9 +305,9 @@ class Client:
         ts, eid, etype, outcome, actor, resource, reason, attrs, severity, duration_us, tid, sid = item
         ev: dict = {}
         if actor is not None:
-            ev["actor"] = wire.canonical(actor)
+            ev["actor"] = _canonical_flat(actor)
         if attrs is not None:
-            ev["attrs"] = wire.canonical(attrs)
+            ev["attrs"] = _canonical_flat(attrs)
         if duration_us is not None:
             ev["duration_us"] = duration_us
         ev["id"] = eid
@@ -318,10 +320,13 @@ class Client:
             ev["severity"] = severity
         ev["source"] = self._source
         if tid is None:
-            h = os.urandom(24).hex()
-            tid, sid = h[:32], h[32:]
-            if tid == "0" * 32 or sid == "0" * 16:
+            # Trace ids need to be unique, not secret: the fast PRNG, as OpenTelemetry's SDK does
+            # (``random`` is reseeded in a forked child by Python itself).
+            tid, sid = _getrandbits(128), _getrandbits(64)
+            if not tid or not sid:
                 tid, sid = _event.new_trace_id(), _event.new_span_id()
+            else:
+                tid, sid = "%032x" % tid, "%016x" % sid
         elif tid.__class__ is int:
             tid, sid = f"{tid:032x}", f"{sid:016x}"
         ev["span_id"] = sid
@@ -434,6 +439,19 @@ def _reinit_in_child(ref: "weakref.ref[Client]") -> None:
 
 
 # ---------------------------------------------------------------------- validation helpers
+
+
+def _canonical_flat(d: dict) -> dict:
+    """Canonical form of a validated actor or attrs map: sorted keys, integral floats as ints.
+
+    The common case (string and int values) skips :func:`wire.canonical`'s recursion."""
+    if len(d) > 1:
+        d = {k: d[k] for k in sorted(d)}
+    for v in d.values():
+        kind = v.__class__
+        if kind is float or kind is list:
+            return wire.canonical(d)
+    return d
 
 
 def _check(field: str, value: Any) -> None:

@@ -259,3 +259,25 @@ def test_sender_does_not_spin_while_the_spool_and_queue_are_full(down_client):
     after = os.times()
     cpu = (after.user - before.user) + (after.system - before.system)
     assert cpu < 0.5, f"the process used {cpu:.2f}s of CPU in 1s while idle and full: a busy loop"
+
+
+def test_events_are_built_valid_and_in_canonical_byte_order(down_client):
+    """What the sender packs without sorting must equal the shared codec's canonical bytes."""
+    import msgpack
+
+    from secbus_sdk import wire
+    from secbus_sdk.event import validate_event
+
+    client = down_client(queue_size=100, ack_timeout=60)  # probing for 60 s: nothing leaves the queue
+    cases = [
+        {},
+        {"actor": {"user": "u", "ip": "::1", "session": "s", "key_id": "k"}, "severity": "high"},
+        {"attrs": {"z": 1.0, "a": [3.0, 1.5, "x", None, True], "m": -2**63, "big": 2**64 - 1}, "resource": "r", "reason": "why"},
+        {"attrs": {}, "actor": {}, "duration_us": 0, "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+    ]
+    packer = msgpack.Packer(use_bin_type=True)
+    for kwargs in cases:
+        client.emit("config.change", "unknown", **kwargs)
+        item = client._q.items.pop()
+        event = client._build_event(item)
+        assert packer.pack(event) == wire.pack(validate_event(event)), kwargs
