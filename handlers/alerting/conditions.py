@@ -142,6 +142,8 @@ def compile_test(where: str, path: str, spec: Any) -> Callable[[Any], bool]:
         if not spec:
             raise RuleError(f"{where}: {path}: empty operator table")
         tests = [_compile_op(where, path, op, arg) for op, arg in spec.items()]
+        if len(tests) == 1:
+            return tests[0]
         return lambda v: all(t(v) for t in tests)
     if isinstance(spec, list):
         return _compile_op(where, path, "in", spec)
@@ -154,5 +156,13 @@ def compile_where(where: str, table: Any) -> Predicate:
         return lambda obj: True
     if not isinstance(table, dict):
         raise RuleError(f"{where}: expected a table of field = test, got {table!r}")
-    tests = [(path, compile_test(where, path, spec)) for path, spec in table.items()]
-    return lambda obj: all(test(get_field(obj, path)) for path, test in tests)
+    # Top-level fields first (cheapest lookups), then nested paths.
+    tests = sorted(((path, compile_test(where, path, spec)) for path, spec in table.items()),
+                   key=lambda item: "." in item[0])
+
+    def predicate(obj: dict) -> bool:
+        for path, test in tests:
+            if not test(obj[path] if path in obj else get_field(obj, path)):
+                return False
+        return True
+    return predicate

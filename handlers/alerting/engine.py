@@ -98,6 +98,7 @@ class Engine:
         self.skipped_redelivered = 0
         self._event_rules = [r for r in rules if r.kind != "trace"]
         self._trace_rules = [r for r in rules if r.kind == "trace"]
+        self._by_type: dict[Any, list[Rule]] = {}
 
     # --------------------------------------------------------------- inputs
     def process_events(self, events: list[dict]) -> int:
@@ -108,7 +109,7 @@ class Engine:
             if seq <= self.last_event_seq:
                 self.skipped_redelivered += 1
                 continue
-            for rule in self._event_rules:
+            for rule in self._candidates(event.get("type")):
                 if rule.where(event):
                     self._on_match(rule, event)
             self.last_event_seq = seq
@@ -133,6 +134,16 @@ class Engine:
         return self.alerts_published - before
 
     # ------------------------------------------------------------- matching
+    def _candidates(self, event_type: Any) -> list[Rule]:
+        """Event rules whose ``type`` condition this type passes (cached per type:
+        most rules name a type, so most are never evaluated for most events)."""
+        rules = self._by_type.get(event_type)
+        if rules is None:
+            rules = [r for r in self._event_rules if r.type_test is None or r.type_test(event_type)]
+            if len(self._by_type) < 10_000:
+                self._by_type[event_type] = rules
+        return rules
+
     def _group_key(self, rule: Rule, obj: dict, fallback: dict | None = None) -> str:
         parts = []
         for path in rule.group_by:

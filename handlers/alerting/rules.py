@@ -17,7 +17,7 @@ from typing import Any
 
 from secbus_sdk.event import SEVERITIES
 
-from .conditions import Predicate, RuleError, compile_where
+from .conditions import Predicate, RuleError, compile_test, compile_where
 
 KINDS = ("match", "threshold", "distinct", "sequence", "trace")
 DEFAULT_SUPPRESS = 300.0
@@ -53,6 +53,7 @@ class Rule:
     distinct_platforms: bool = False
     suppress_ns: int = int(DEFAULT_SUPPRESS * 1e9)
     escalate: list[Escalation] = field(default_factory=list)
+    type_test: Any = None          # the where's test on ``type`` alone, to pre-select rules by type
 
 
 _COMMON = {"name", "kind", "severity", "where", "summary", "description", "group_by", "suppress", "enabled", "escalate"}
@@ -107,6 +108,9 @@ def parse_rule(raw: Any, origin: str) -> Rule | None:
                 where=compile_where(f"{where}: where", raw.get("where")),
                 summary=str(raw.get("summary", "")), description=str(raw.get("description", "")),
                 group_by=group_by)
+    where_table = raw.get("where")
+    if isinstance(where_table, dict) and "type" in where_table:
+        rule.type_test = compile_test(f"{where}: where", "type", where_table["type"])
     if kind in ("threshold", "distinct", "sequence"):
         if "window" not in raw:
             raise RuleError(f"{where}: window: required for a {kind} rule (seconds)")
