@@ -351,3 +351,34 @@ def test_batches_too_large_for_the_broker_are_split_until_they_fit(tmp_path, cli
     stats = client.stats()
     assert stats["acked"] == 300 and stats["rejected"] == 0
     assert any("splitting" in r.getMessage() for r in caplog.records)
+
+
+EXITING = textwrap.dedent(
+    """
+    import sys
+    from secbus_sdk import Client
+    endpoint, spool_dir, ids_path = sys.argv[1:4]
+    client = Client(endpoint, service="sdk-test", spool_dir=spool_dir, ack_timeout=0.3, linger_ms=1000)
+    ids = [client.emit("authn.login", attrs={"n": i}) for i in range(200)]
+    with open(ids_path, "w") as f:
+        f.write("\\n".join(ids))
+    # no flush(), no close(): the atexit hook must deliver or spool them
+    """
+)
+
+
+def test_normal_exit_without_close_delivers_everything_through_the_atexit_hook(tmp_path):
+    broker = start_broker(tmp_path, handlers=[])
+    ids_path = tmp_path / "ids.txt"
+    subprocess.run([sys.executable, "-c", EXITING, broker.ingest, str(tmp_path / "spool"), str(ids_path)], check=True, timeout=60)
+    assert_exactly_once(broker, ids_path.read_text().split())
+
+
+def test_normal_exit_while_the_bus_is_down_spools_everything_for_the_next_client(tmp_path, clients, later_broker):
+    ids_path = tmp_path / "ids.txt"
+    spool_dir = tmp_path / "spool"
+    subprocess.run([sys.executable, "-c", EXITING, later_broker.endpoint, str(spool_dir), str(ids_path)], check=True, timeout=60)
+    later_broker.start().wait_ready()
+    client = clients(later_broker.endpoint, spool_dir)
+    assert client.flush(30), client.stats()
+    assert_exactly_once(later_broker, ids_path.read_text().split())
