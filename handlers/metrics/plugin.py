@@ -97,17 +97,29 @@ class MetricsHandler:
     # ---------------------------------------------------------------- hooks
     @hookimpl
     def on_events(self, events: list[dict]) -> None:
-        label = self.guard.labels
+        # Count per distinct label set, then one add() each: a batch of a
+        # thousand events has a handful of label sets, and each OpenTelemetry
+        # add() costs microseconds.
+        counts: dict[tuple, int] = {}
+        durations: dict[tuple, list[float]] = {}
         for event in events:
             source = event.get("source") or {}
-            type_, outcome = event.get("type"), event.get("outcome")
-            self.events.add(1, label("events", {"type": type_, "outcome": outcome,
-                                                "platform": source.get("platform"), "tenant": event.get("tenant")}))
+            key = (event.get("type"), event.get("outcome"), source.get("platform"), event.get("tenant"))
+            counts[key] = counts.get(key, 0) + 1
             duration = event.get("duration_us")
-            if isinstance(duration, int) and not isinstance(duration, bool):
-                self.duration.record(duration / 1e6, label("duration", {"type": type_, "outcome": outcome}))
-            if type_ == SDK_STATS_TYPE:
+            if type(duration) is int:
+                durations.setdefault(key[:2], []).append(duration / 1e6)
+            if key[0] == SDK_STATS_TYPE:
                 self._sdk_report(event, source)
+        label = self.guard.labels
+        for (type_, outcome, platform, tenant), n in counts.items():
+            self.events.add(n, label("events", {"type": type_, "outcome": outcome, "platform": platform,
+                                                "tenant": tenant}))
+        for (type_, outcome), values in durations.items():
+            attributes = label("duration", {"type": type_, "outcome": outcome})
+            record = self.duration.record
+            for value in values:
+                record(value, attributes)
 
     @hookimpl
     def on_trace(self, trace: dict) -> None:
