@@ -39,7 +39,7 @@ from secbus_sdk.event import (
 )
 
 EXPLORE = os.environ.get("SECBUS_HYPOTHESIS_EXPLORE") == "1"
-EXAMPLES = int(os.environ.get("SECBUS_HYPOTHESIS_EXAMPLES", "2000" if EXPLORE else "200"))
+EXAMPLES = int(os.environ.get("SECBUS_HYPOTHESIS_EXAMPLES", "2000" if EXPLORE else "150"))
 
 PROPERTY = settings(
     max_examples=EXAMPLES,
