@@ -38,6 +38,7 @@ import { RingQueue } from './queue.js';
 import { Spool } from './spool.js';
 import { Sender } from './sender.js';
 import { makeFallback } from './fallback.js';
+import { resolveCurveKeys } from './keys.js';
 
 export const VERSION = '0.1.0';
 export const SDK_NAME = `@secbus/sdk/${VERSION}`;
@@ -166,11 +167,7 @@ export class Client {
     if (o.onFull === 'fallback' && (o.fallback === null || o.fallback === undefined)) {
       throw optionError('fallback', 'required with onFull "fallback": a file path or a function');
     }
-    for (const name of ['serverKey', 'publicKey', 'secretKey']) {
-      if (o[name] !== null && (typeof o[name] !== 'string' || o[name].length !== 40)) {
-        throw optionError(name, 'expected a Z85 CURVE key of 40 characters');
-      }
-    }
+    const curve = resolveCurveKeys(o);
     if (o.batchSize > DEFAULT_LIMITS.maxBatchEvents) throw optionError('batchSize', `at most ${DEFAULT_LIMITS.maxBatchEvents} (the protocol's batch limit), got ${o.batchSize}`);
     checkStr('service', o.service);
 
@@ -216,7 +213,7 @@ export class Client {
       ackTimeoutMs: o.ackTimeout,
       maxInFlight: o.maxInFlight,
       backoffMaxMs: o.backoffMax,
-      curve: { serverKey: o.serverKey, publicKey: o.publicKey, secretKey: o.secretKey },
+      curve,
       log: this.log,
       onProgress: () => this.progress(),
     });

@@ -107,7 +107,7 @@ export class Sender {
       reconnectMaxInterval: Math.max(100, this.backoffMaxMs),
     });
     const curve = o.curve ?? {};
-    if (curve.serverKey) {
+    if (curve?.serverKey) {
       let { publicKey, secretKey } = curve;
       if (!publicKey || !secretKey) ({ publicKey, secretKey } = curveKeyPair());
       this.socket.curveServerKey = curve.serverKey;
