@@ -30,7 +30,14 @@ from typing import Any
 import zmq
 
 from . import __version__
-from .config import data_dir_of, limits_of
+from .auth.security import Security
+from secbus_sdk.event import SEVERITIES, new_event_id
+
+from .config import RUNNER_KEYS, data_dir_of, handler_settings, limits_of
+from .consumers.correlator import CorrelatorRunner
+from .consumers.feed import Feed
+from .consumers.plugins import plugin_manager
+from .consumers.runner import HandlerRunner
 from .consumers.wakeup import Wakeup
 from .http import HttpServer
 from .ingest import Ingest
@@ -58,6 +65,9 @@ class Broker:
         self.config = config
         self.data_dir = data_dir_of(config).resolve()
         self.limits = limits_of(config)
+        # Security first: a bad key file or an insecure bind stops the broker before it binds anything.
+        self.security = Security.from_config(config)
+        self.security_notes = self.security.check_binds(config["ingest"]["endpoint"], config["feed"]["endpoint"], config["http"]["address"])
         self.ctx = zmq.Context()
         self.stop_intake = threading.Event()
         self.started_ns = time.time_ns()
@@ -73,6 +83,7 @@ class Broker:
         self.log = open_log(self.data_dir, durability=self.config["log"]["durability"])
         heads = {s: self.log.head(s) for s in ("events", "traces", "alerts")}
         self.wakeup = Wakeup(heads)
+        self.security.start(self.ctx)  # the ZAP handler must run before any CURVE socket binds
         self.ingest = Ingest(
             self.ctx,
             self.config["ingest"]["endpoint"],
@@ -82,9 +93,10 @@ class Broker:
             backlog=self.backlog,
             on_commit=lambda head: self.wakeup.advance("events", head),
             maintenance=self._maintenance,
+            security=self.security,
         )
         self.addresses["ingest"] = self.ingest.endpoint
-        self.http = HttpServer(self.config["http"]["address"], self.stats)
+        self.http = HttpServer(self.config["http"]["address"], self.stats, self.security.http_middlewares())
         self._start_consumers()
         self.addresses["http"] = self.http.start()
         for consumer in self.consumers:
@@ -95,8 +107,26 @@ class Broker:
         self._write_runtime_file()
 
     def _start_consumers(self) -> None:
-        """Load handlers, the correlator and the feed (bus/consumers)."""
-        self.addresses.setdefault("feed", "")
+        """Bind the feed, load the enabled handlers and call their ``startup``."""
+        self.feed = Feed(self.ctx, self.config["feed"]["endpoint"], self.log, self.wakeup, self.config["feed"], self.security)
+        self.addresses["feed"] = self.feed.endpoint
+        self.correlator = CorrelatorRunner(self.log, self.wakeup, self.config["correlation"])
+        self.pm, plugins, self.skipped_handlers = plugin_manager(self.config["handlers"]["enabled"])
+        self.runners: list[HandlerRunner] = []
+        for name, plugin in plugins.items():
+            options = handler_settings(self.config, name)
+            settings = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
+            runner = HandlerRunner(name, plugin, self.pm, self.log, self.wakeup, options)
+            try:
+                self.pm.subset_hook_caller("startup", remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin])(
+                    app=PluginApp(self, name, settings)
+                )
+            except Exception as exc:
+                runner.state = "failed"
+                runner.last_error = f"startup: {type(exc).__name__}: {exc}"[:500]
+                log.error("handler %s: startup failed, the handler stays stopped: %s", name, runner.last_error)
+            self.runners.append(runner)
+        self.consumers = [self.correlator, *self.runners, self.feed]
 
     def _lock(self) -> None:
         fh = open(self.data_dir / "broker.lock", "a+")
@@ -122,10 +152,16 @@ class Broker:
         end = time.monotonic() + deadline_s
         self.stop_intake.set()
         self.ingest_thread.join()
-        for consumer in self.consumers:
-            consumer.stop(end)
+        # correlate what is committed, then let handlers drain events, traces and alerts together
+        self.correlator.stop(end)
+        for runner in self.runners:
+            runner.request_stop(end)
+        for runner in self.runners:
+            runner.join(end)
+        self.feed.stop(end)
         self.http.stop()
         self.log.close()
+        self.security.stop()  # closes the ZAP socket, or ctx.term() would wait for it
         self.ctx.term()
         try:
             (self.data_dir / "broker.json").unlink()
@@ -168,6 +204,7 @@ class Broker:
             "pid": os.getpid(),
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
             "listening": dict(self.addresses),
+            "security": self.security.stats(),
             "log": self.log.stats(),
             "ingest": {
                 "requests": self.ingest.counts["requests"],
@@ -180,10 +217,78 @@ class Broker:
                 "max_backlog": self.config["ingest"]["max_backlog"],
             },
             "rejects": dict(self.ingest.rejects),
-            "handlers": {c.name: c.health() for c in self.consumers if getattr(c, "kind", "") == "handler"},
-            "consumers": {c.name: c.health() for c in self.consumers if getattr(c, "kind", "") != "handler"},
-            "open_traces": sum(c.health().get("open_traces", 0) for c in self.consumers if getattr(c, "kind", "") == "correlator"),
+            "handlers": {
+                **{r.name: r.health() for r in self.runners},
+                **{name: {"state": "skipped", "reason": why} for name, why in self.skipped_handlers.items()},
+            },
+            "correlator": self.correlator.health(),
+            "feed": self.feed.health(),
+            "open_traces": self.correlator.correlator.open_count,
         }
+
+    def publish_alert(self, alert: dict[str, Any]) -> int:
+        if not isinstance(alert, dict):
+            raise TypeError(f"publish_alert: expected a dict, got {type(alert).__name__}")
+        severity = alert.get("severity")
+        if severity not in SEVERITIES:
+            raise ValueError(f"publish_alert: severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+        record = dict(alert)
+        record.pop("seq", None)
+        record.setdefault("id", new_event_id())
+        (seq,) = self.log.append("alerts", [record])
+        self.wakeup.advance("alerts", seq)
+        return seq
+
+
+class LogView:
+    """Read-only queries on the log for plugins (``app.log``)."""
+
+    def __init__(self, broker: Broker):
+        self._broker = broker
+
+    def trace(self, tenant: str | None, trace_id: str) -> list[dict]:
+        """Every retained event of a trace, in time order, closed or still open."""
+        return self._broker.log.trace(tenant, trace_id, open_after=self._broker.correlator.cursor)
+
+    def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None, until_ns: int | None = None, limit: int = 1000) -> list[dict]:
+        """Events in log order matching every filter given (``since_ns <= ts < until_ns``)."""
+        return self._broker.log.query(tenant, type_prefix, since_ns, until_ns, limit)
+
+    def head(self, stream: str = "events") -> int:
+        return self._broker.log.head(stream)
+
+
+class PluginApp:
+    """What a handler's ``startup(app)`` receives (documented in ``secbus.hookspecs``)."""
+
+    def __init__(self, broker: Broker, name: str, settings: dict[str, Any]):
+        self._broker = broker
+        #: the handler's name (its entry-point name)
+        self.name = name
+        #: its ``[handlers.<name>]`` table, minus the runner keys (lag_policy, max_lag, batch_size)
+        self.settings = settings
+        #: the broker's data dir; keep a handler's files under ``data_dir / name``
+        self.data_dir = broker.data_dir
+        #: read-only queries: ``trace(tenant, trace_id)``, ``query(...)``
+        self.log = LogView(broker)
+        #: a logger named ``secbus.handler.<name>``
+        self.logger = logging.getLogger(f"secbus.handler.{name}")
+
+    def publish_alert(self, alert: dict[str, Any]) -> int:
+        """Append an alert durably to the alerts stream; return its offset.
+
+        It reaches every handler's ``on_alert`` and the live feed as
+        ``alert.<severity>``. ``severity`` is required (info .. critical);
+        ``id`` is added when missing."""
+        return self._broker.publish_alert(alert)
+
+    def add_route(self, method: str, path: str, handler) -> None:
+        """Serve an aiohttp handler on the broker's HTTP port (call it during startup)."""
+        self._broker.http.add_route(method, path, handler)
+
+    def stats(self) -> dict[str, Any]:
+        """The /healthz document."""
+        return self._broker.stats()
 
 
 def serve(config: dict[str, Any], out=sys.stdout) -> int:
@@ -202,6 +307,8 @@ def serve(config: dict[str, Any], out=sys.stdout) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"secbus {__version__}: data dir {broker.data_dir}", file=out, flush=True)
+    for line in broker.security_notes:
+        print(f"secbus: {line}", file=out, flush=True)
     broker.start()
     for name in ("ingest", "feed", "http"):
         if broker.addresses.get(name):

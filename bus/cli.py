@@ -6,9 +6,10 @@ import argparse
 import sys
 
 from . import __version__
+from .auth import keys
 from .commands import ping, serve
 
-COMMANDS = [serve, ping]
+COMMANDS = [serve, ping, keys]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
         # Group commit: at most this many requests are drained from the ROUTER into one transaction.
         "max_group_requests": 64,
         "max_group_events": 20_000,
+        # Events per second per publisher (token bucket; ERR overloaded + retry_after_ms); 0 = off.
+        "rate_per_publisher": 0,
+        # Bucket depth; 0 = max(rate_per_publisher, limits.max_batch_events).
+        "rate_burst": 0,
     },
     "feed": {
         "endpoint": "tcp://127.0.0.1:7879",
@@ -41,6 +45,14 @@ DEFAULTS: dict[str, Any] = {
     },
     "http": {
         "address": "127.0.0.1:7880",
+        # Bearer token for every path but /healthz; "" = none (then HTTP binds loopback only).
+        "token": "",
+    },
+    # CURVE, the client allow-list and the loopback rule: docs/security.md, secbus.auth.
+    "auth": {
+        "server_secret_key_file": "",
+        "allow_insecure": False,
+        "clients": [],  # [[auth.clients]] tables, checked by secbus.auth.allowlist
     },
     "log": {
         # "normal": WAL + synchronous=NORMAL, durable against a process crash (kill -9).
@@ -98,6 +110,9 @@ def _check_type(path: str, value: Any, default: Any) -> Any:
 def _merge(base: dict, override: Mapping[str, Any], prefix: str = "") -> None:
     for key, value in override.items():
         path = f"{prefix}{key}"
+        if path == "auth.clients":  # an array of tables, checked by secbus.auth.allowlist
+            base[key] = value
+            continue
         if prefix == "handlers." and isinstance(value, dict):
             base[key] = {**base.get(key, {}), **value}  # a [handlers.<name>] table
             continue

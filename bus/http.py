@@ -23,7 +23,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class HttpServer:
-    def __init__(self, address: str, stats: Callable[[], dict[str, Any]]):
+    def __init__(self, address: str, stats: Callable[[], dict[str, Any]], middlewares: tuple | list = ()):
+        #: aiohttp middlewares, e.g. the bearer token check of secbus.auth.http
+        self._middlewares = list(middlewares)
         host, _, port = address.rpartition(":")
         self.host, self.port = host, int(port)
         self._stats = stats
@@ -62,7 +64,7 @@ class HttpServer:
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
-            app = web.Application()
+            app = web.Application(middlewares=self._middlewares)
             for method, path, handler in self._routes:
                 app.router.add_route(method, path, handler)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -41,9 +41,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"secbus serve: config error: {exc}", file=sys.stderr)
         return 2
     from ..app import DataDirInUse, serve
+    from ..auth.binding import InsecureBindError
+    from ..auth.security import SecurityError
 
     try:
         return serve(config)
+    except (SecurityError, InsecureBindError) as exc:
+        print(f"secbus serve: refusing to start: {exc}", file=sys.stderr)
+        return 2
     except DataDirInUse as exc:
         print(f"secbus serve: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,12 @@ class Identity:
 ANONYMOUS = Identity(publisher="anonymous", tenant="default", allowed_types=None)
 
 
-def identity_for(frames: Sequence[zmq.Frame]) -> Identity:
-    """The identity of the peer that sent ``frames`` (routing id first, as received)."""
+def identity_for(frames: Sequence[zmq.Frame], security=None) -> Identity:
+    """The identity of the peer that sent ``frames`` (routing id first, as received).
+
+    With CURVE on, ``security`` (``secbus.auth.security.Security``) maps the
+    message's ZAP ``User-Id`` to its allow-list entry (publisher, tenant, type
+    prefixes), or raises ``WireError(UNAUTHORIZED)``."""
+    if security is not None and security.curve:
+        return security.identity_for(frames)
     return ANONYMOUS

@@ -62,8 +62,10 @@ def _seq_of(body: dict) -> int | None:
 class RequestHandler:
     """Turns requests into replies or pending PUBs; counts every reject by code."""
 
-    def __init__(self, limits: Limits, rejects: Counter, overloaded: Callable[[], int | None]):
+    def __init__(self, limits: Limits, rejects: Counter, overloaded: Callable[[], int | None], security=None):
         self.limits = limits
+        #: secbus.auth.security.Security: identity (CURVE) and the per-publisher rate; None = neither
+        self.security = security
         self.rejects = rejects
         #: returns retry_after_ms when the backlog is over its bound, else None
         self.overloaded = overloaded
@@ -83,7 +85,7 @@ class RequestHandler:
             return err(routing_id, MALFORMED, f"frame 1: {command.decode()} is a reply; a publisher sends PUB or PING", _seq_of(body))
         try:
             seq, events = wire.check_pub(body, len(rest[2]), self.limits)
-            identity = identity_for(frames)
+            identity = identity_for(frames, self.security)
         except WireError as exc:
             self.rejects[exc.code] += 1
             return err(routing_id, exc.code, exc.message, _seq_of(body))
@@ -91,6 +93,11 @@ class RequestHandler:
         if retry is not None:
             self.rejects[OVERLOADED] += 1
             return err(routing_id, OVERLOADED, "ingest: the unconsumed backlog is over its bound; retry later", seq, retry)
+        if self.security is not None and self.security.rate_limiter.enabled:
+            retry = self.security.rate_check(identity.publisher, len(events))
+            if retry:
+                self.rejects[OVERLOADED] += 1
+                return err(routing_id, OVERLOADED, f"ingest: publisher {identity.publisher!r} is over its rate of {self.security.rate_limiter.rate:g} events/s; retry later", seq, retry)
         pending = PendingPub(routing_id, seq, len(events))
         limits = self.limits
         publisher, tenant = identity.publisher, identity.tenant

@@ -48,6 +48,7 @@ class Ingest:
         backlog: Callable[[], int],
         on_commit: Callable[[int], None],
         maintenance: Callable[[], None] | None = None,
+        security=None,
     ):
         self.log = log_
         self.limits = limits
@@ -66,13 +67,15 @@ class Ingest:
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a reply to a vanished peer is dropped, not an error
         self.sock.setsockopt(zmq.RCVHWM, 10_000)
         self.sock.setsockopt(zmq.SNDHWM, 100_000)
+        if security is not None:
+            security.secure_server_socket(self.sock)  # CURVE options must precede bind
         self.sock.bind(bind_address(endpoint))
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         # ZeroMQ drops a connection that sends a message over MAXMSGSIZE without
         # telling the application; the socket monitor's DISCONNECTED events are
         # the only trace of it, so they are counted (clean disconnects included).
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        self.handler = RequestHandler(limits, self.rejects, self._overloaded)
+        self.handler = RequestHandler(limits, self.rejects, self._overloaded, security)
         self._last_ns = 0
         self._backlog_now = 0
 

@@ -1,0 +1,128 @@
+"""The correlator runner: feeds ``secbus.correlation`` from the events stream and
+appends closed traces to the traces stream.
+
+The correlation logic (bus/correlation.py) is pure; this runner gives it
+events in log order and a clock, and makes it survive restarts:
+
+* Open traces live in memory.  The stored cursor is therefore not "the last
+  event read" but "just before the oldest event of a still-open trace"
+  (or the last event read when nothing is open).  After a crash or restart
+  the runner replays from there and rebuilds every open trace: nothing is lost.
+* Replaying may close again a trace that was already stored; the traces
+  stream ignores a trace with the same (tenant, trace_id, first event seq),
+  so no trace is stored twice.
+* Closed traces and the cursor are written in one transaction.
+* While catching up on a backlog, idleness is measured on the log's clock
+  (the ``received_ns`` of the last event read), not the wall clock, so a
+  restart does not close every replayed trace at once.
+
+The correlator is a ``block`` consumer: retention never deletes an event of
+an open trace, and the open traces are bounded by ``max_open_traces``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ..correlation import Correlator
+from ..log.base import EventLog
+from .wakeup import Wakeup
+
+NAME = "correlator"
+log = logging.getLogger("secbus.correlator")
+
+
+class CorrelatorRunner:
+    kind = "correlator"
+
+    def __init__(self, log_: EventLog, wakeup: Wakeup, config: dict[str, Any], batch_size: int = 1000):
+        self.log = log_
+        self.wakeup = wakeup
+        self.name = NAME
+        self.correlator = Correlator(
+            trace_idle_ns=int(config["trace_idle_ms"] * 1_000_000),
+            max_open_traces=config["max_open_traces"],
+            max_trace_events=config.get("max_trace_events", 1000),
+        )
+        self.expire_interval_s = config["expire_interval_ms"] / 1000
+        self.batch_size = batch_size
+        stored = log_.get_cursor(NAME, "events")
+        self.position = stored if stored is not None else log_.first("events") - 1
+        self.cursor = self.position
+        self.closed = 0
+        self.failures = 0
+        self.state = "starting"
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self._thread = threading.Thread(target=self._run, name="correlator", daemon=True)
+
+    def start(self) -> None:
+        self.state = "running"
+        self._thread.start()
+
+    def stop(self, deadline: float) -> None:
+        """Correlate everything committed (to the deadline), store the cursor; open
+        traces stay open and are rebuilt at the next start."""
+        self._deadline = deadline
+        self._stop.set()
+        self.wakeup.poke()
+        self._thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+
+    def block_cursors(self) -> dict[str, int]:
+        return {"events": self.cursor}
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "cursor": {"events": self.cursor},
+            "position": self.position,
+            "lag": {"events": max(0, self.wakeup.head("events") - self.position)},
+            "open_traces": self.correlator.open_count,
+            "closed_traces": self.closed,
+            "evicted": self.correlator.evicted,
+            "late": self.correlator.late,
+            "failures": self.failures,
+        }
+
+    def _run(self) -> None:
+        last_expire = 0.0
+        while True:
+            try:
+                batch = self.log.read("events", self.position, self.batch_size)
+                closed: list[dict] = []
+                for event in batch:
+                    closed += self.correlator.add(event)
+                if batch:
+                    self.position = batch[-1]["seq"]
+                    # log clock while catching up, so replayed traces are not all idle at once
+                    behind = self.wakeup.head("events") > self.position
+                    now = batch[-1]["received_ns"] if behind else time.time_ns()
+                    closed += self.correlator.expire(now)
+                elif time.monotonic() - last_expire >= self.expire_interval_s:
+                    closed += self.correlator.expire(time.time_ns())
+                    last_expire = time.monotonic()
+                self._commit(closed)
+            except Exception as exc:
+                self.failures += 1
+                log.exception("correlator: failed at seq %d: %s", self.position, exc)
+                self._stop.wait(1.0)
+                continue
+            if self._stop.is_set() and (self.position >= self.wakeup.head("events") or time.monotonic() >= (self._deadline or 0)):
+                break
+            if not batch:
+                self.wakeup.wait({"events": self.position}, self.expire_interval_s)
+        self.state = "stopped"
+
+    def _commit(self, closed: list[dict]) -> None:
+        oldest = self.correlator.oldest_open_seq()
+        cursor = self.position if oldest is None else min(self.position, oldest - 1)
+        if not closed and cursor == self.cursor:
+            return
+        self.log.append("traces", closed, cursor=(NAME, cursor))
+        self.cursor = cursor
+        if closed:
+            self.closed += len(closed)
+            self.wakeup.advance("traces", self.log.head("traces"))
