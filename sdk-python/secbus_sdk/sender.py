@@ -33,6 +33,7 @@ smaller limits than the SDK's defaults).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -281,7 +282,9 @@ class Sender:
             timeout = 0
         timeout = max(0.0, timeout)
         try:
-            ready = dict(self._poller.poll(timeout * 1000))
+            # round up: pyzmq truncates a float timeout to whole ms, and 0 means "do not wait",
+            # so a wait under 1 ms (the end of a linger) would spin the CPU instead of sleeping
+            ready = dict(self._poller.poll(math.ceil(timeout * 1000)))
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EINTR:
                 return
