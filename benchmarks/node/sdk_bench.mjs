@@ -62,26 +62,36 @@ async function main() {
   });
   try {
     if (opts.mode === 'overhead') {
-      // Interleave: alone, with-emit, with-emit, alone, ... (order alternates per round).
-      const burst = opts.burst ?? 2000;
-      const timed = async (withEmit) => {
-        let total = 0;
-        for (let done = 0; done < n; done += burst) {
-          const k = Math.min(burst, n - done);
-          total += verifyLoop(k, withEmit ? emitOne : null) * k;
-          if (withEmit) await drain(client, 5000); // the sender runs between bursts too
-        }
-        return total / n;
+      // Alternating blocks: alone / with one emit each, order flipped every pair;
+      // per-pair ratios of wall time (the caller's loop) and of process CPU time
+      // (every thread, over the block and the flush that sends it).
+      const block = opts.block ?? 500;
+      const cpuNs = () => { const u = process.cpuUsage(); return (u.user + u.system) * 1000; };
+      const alone = () => {
+        const w0 = now(), c0 = cpuNs();
+        verifyLoop(block);
+        return [Number(now() - w0), cpuNs() - c0];
       };
-      await timed(false); await timed(true);
-      const alone = [], withEmit = [];
-      for (let r = 0; r < repeats; r++) {
-        if (r % 2) { withEmit.push(await timed(true)); alone.push(await timed(false)); }
-        else { alone.push(await timed(false)); withEmit.push(await timed(true)); }
+      const withEmit = async () => {
+        const w0 = now(), c0 = cpuNs();
+        verifyLoop(block, emitOne);
+        const w1 = now();
+        await drain(client, 30000);
+        return [Number(w1 - w0), cpuNs() - c0];
+      };
+      alone(); await withEmit();
+      const pairs = Math.max(1, Math.floor(n / block));
+      const out = { wall_ratio: [], cpu_ratio: [], alone_wall_ns: [], emit_wall_ns: [], alone_cpu_ns: [], emit_cpu_ns: [] };
+      for (let i = 0; i < pairs; i++) {
+        let a, e;
+        if (i % 2) { e = await withEmit(); a = alone(); } else { a = alone(); e = await withEmit(); }
+        out.wall_ratio.push(e[0] / a[0]);
+        out.cpu_ratio.push(a[1] ? e[1] / a[1] : null);
+        out.alone_wall_ns.push(a[0] / block); out.emit_wall_ns.push(e[0] / block);
+        out.alone_cpu_ns.push(a[1] / block); out.emit_cpu_ns.push(e[1] / block);
       }
-      return { verify_ns: { median: median(alone), runs: alone },
-               verify_emit_ns: { median: median(withEmit), runs: withEmit },
-               stats: client.stats() };
+      out.stats = client.stats();
+      return out;
     }
     if (opts.mode === 'emit') {
       const calls = opts.calls ?? 50000;
