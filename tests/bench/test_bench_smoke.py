@@ -67,7 +67,7 @@ def test_command_line_runs_a_section_and_writes_results(tmp_path):
     data = json.loads((tmp_path / "latest.json").read_text())
     sec = data["sections"]["overhead"]
     assert sec["status"] in ("ok", "partial"), sec
-    assert sec["figures"]["python_verify_ns"]["median"] > 0
+    assert sec["figures"]["python_verify_ns"] > 0
     assert data["meta"]["machine"]["cores"] >= 1
     assert (tmp_path / "latest.md").read_text().startswith("# secbus benchmark results (tiny mode)")
 
