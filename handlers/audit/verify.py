@@ -223,13 +223,27 @@ def verify_command(args) -> int:
     return 0
 
 
+def _arguments(parser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="audit files in chain order (audit/audit-*.jsonl), or the audit directory")
+    parser.add_argument("--public-key", metavar="FILE", help="Ed25519 public key (PEM): check checkpoint and head signatures")
+    parser.add_argument("--no-head", action="store_true", help="do not compare with audit.head (archived files)")
+
+
+def add_parser(subparsers) -> None:
+    """Register ``audit verify`` on the ``secbus`` CLI (``secbus.cli.COMMANDS`` convention: ``run``)."""
+    audit = subparsers.add_parser("audit", help="audit log tools (docs/audit.md)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check an audit log's hash chain; exit 1 naming the first bad line")
+    _arguments(verify)
+    verify.set_defaults(run=verify_command)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m secbus.handlers.audit.verify FILE... [--public-key FILE]``."""
+    """``python -m secbus.handlers.audit.verify FILE... [--public-key FILE] [--no-head]``."""
     import argparse
     parser = argparse.ArgumentParser(prog="secbus audit verify", description="Verify an audit log's hash chain.")
-    parser.add_argument("files", nargs="+", help="audit files in chain order, or the audit directory")
-    parser.add_argument("--public-key", help="Ed25519 public key (PEM) to check checkpoint signatures")
-    parser.add_argument("--no-head", action="store_true", help="do not compare with audit.head")
+    _arguments(parser)
     return verify_command(parser.parse_args(argv))
 
 
