@@ -149,6 +149,8 @@ def run(cfg: Config) -> Section:
             ["lost in the event log", lost_log], ["duplicated in the event log", dup_log],
             ["lost in the audit trail", lost_audit], ["duplicated in the audit trail", dup_audit],
             ["secbus audit verify", "passes" if verify_ok else f"FAILS (exit {verify.returncode if verify else '-'})"],
+            ["batches the failing handler raised on (retried by the broker, since its last restart)",
+             ((health.get("handlers") or {}).get("bench-probe") or {}).get("failures")],
             ["events the randomly failing handler never saw", probe_missed],
             ["redeliveries to the failing handler (at least once)", sec.figures["probe_redeliveries"]],
             ["verdict", "PASS" if passed else "FAIL"],
