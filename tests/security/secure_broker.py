@@ -1,0 +1,97 @@
+"""A broker process with CURVE on, and raw protocol clients that hold a key pair.
+
+``tests/support/broker.py`` writes its config with a tiny TOML writer that has
+no arrays of tables, and pings through a plain (NULL) socket; a CURVE broker
+needs ``[[auth.clients]]`` and answers only allow-listed keys.  So this module
+subclasses :class:`BrokerProcess` for those two things and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import zmq
+
+from support.broker import BrokerProcess, RawClient, to_toml, wait_until
+
+from .helpers import KeyPair
+
+
+class CurveClient(RawClient):
+    """:class:`RawClient` whose DEALER is a CURVE client with ``pair`` (or a plain one with None)."""
+
+    def __init__(self, endpoint: str, server_public: bytes, pair: KeyPair | None, timeout: float = 10.0):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if pair is not None:
+            self.sock.curve_serverkey = server_public
+            self.sock.curve_publickey = pair.public
+            self.sock.curve_secretkey = pair.secret
+        self.sock.connect(endpoint)
+
+
+def client_entry(pair: KeyPair, tenant: str, types=("*",), admin: bool = False) -> dict:
+    return {"name": pair.name, "public_key": pair.public_text, "tenant": tenant, "types": list(types), "admin": admin}
+
+
+def toml_array_of_tables(name: str, rows: list[dict]) -> str:
+    out = []
+    for row in rows:
+        out.append(f"\n[[{name}]]")
+        out += [f"{k} = {json.dumps(v)}" for k, v in row.items()]
+    return "\n".join(out) + "\n"
+
+
+class SecureBroker(BrokerProcess):
+    """``secbus serve`` with ``[auth] server_secret_key_file`` and an allow-list."""
+
+    def __init__(self, base_dir, server: KeyPair, clients: list[dict], probe: KeyPair, config: dict | None = None, **kw):
+        config = dict(config or {})
+        config.setdefault("auth", {})["server_secret_key_file"] = str(server.secret_path)
+        super().__init__(base_dir, config=config, **kw)
+        self.server = server
+        self.clients = clients
+        self.probe = probe  # an allow-listed pair used to PING until ready
+
+    def write_config(self) -> None:
+        self.config_path.write_text(to_toml(self.config) + "\n" + toml_array_of_tables("auth.clients", self.clients))
+
+    def client_for(self, pair: KeyPair | None, timeout: float = 10.0) -> CurveClient:
+        return CurveClient(self.ingest, self.server.public, pair, timeout)
+
+    def wait_ready(self, timeout: float = 20.0) -> "SecureBroker":
+        runtime = wait_until(self._runtime, timeout, 0.02, lambda: f"broker.json from pid {self.proc.pid}\n{self.log_text()}")
+        self.ingest, self.feed, self.http = runtime["ingest"], runtime.get("feed", ""), runtime["http"]
+        self.config["ingest"]["endpoint"] = self.ingest
+        if self.feed:
+            self.config["feed"]["endpoint"] = self.feed
+        self.config["http"]["address"] = self.http
+        with self.client_for(self.probe) as client:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    client.ping(timeout=0.5)
+                    return self
+                except TimeoutError:
+                    self._runtime()
+                    if time.monotonic() > deadline:
+                        raise
+
+
+def start_secure_broker(tmp_path: Path, server: KeyPair, clients: list[dict], probe: KeyPair, config: dict | None = None, handlers=None) -> SecureBroker:
+    n = 0
+    while (Path(tmp_path) / f"secure-{n}").exists():
+        n += 1
+    broker = SecureBroker(Path(tmp_path) / f"secure-{n}", server, clients, probe, config=config, handlers=[] if handlers is None else handlers)
+    broker.start()
+    try:
+        broker.wait_ready()
+    except BaseException:
+        broker.kill()
+        raise
+    return broker
