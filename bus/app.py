@@ -31,7 +31,13 @@ import zmq
 
 from . import __version__
 from .auth.security import Security
-from .config import data_dir_of, limits_of
+from secbus_sdk.event import SEVERITIES, new_event_id
+
+from .config import RUNNER_KEYS, data_dir_of, handler_settings, limits_of
+from .consumers.correlator import CorrelatorRunner
+from .consumers.feed import Feed
+from .consumers.plugins import plugin_manager
+from .consumers.runner import HandlerRunner
 from .consumers.wakeup import Wakeup
 from .http import HttpServer
 from .ingest import Ingest
@@ -101,8 +107,26 @@ class Broker:
         self._write_runtime_file()
 
     def _start_consumers(self) -> None:
-        """Load handlers, the correlator and the feed (bus/consumers)."""
-        self.addresses.setdefault("feed", "")
+        """Bind the feed, load the enabled handlers and call their ``startup``."""
+        self.feed = Feed(self.ctx, self.config["feed"]["endpoint"], self.log, self.wakeup, self.config["feed"], self.security)
+        self.addresses["feed"] = self.feed.endpoint
+        self.correlator = CorrelatorRunner(self.log, self.wakeup, self.config["correlation"])
+        self.pm, plugins, self.skipped_handlers = plugin_manager(self.config["handlers"]["enabled"])
+        self.runners: list[HandlerRunner] = []
+        for name, plugin in plugins.items():
+            options = handler_settings(self.config, name)
+            settings = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
+            runner = HandlerRunner(name, plugin, self.pm, self.log, self.wakeup, options)
+            try:
+                self.pm.subset_hook_caller("startup", remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin])(
+                    app=PluginApp(self, name, settings)
+                )
+            except Exception as exc:
+                runner.state = "failed"
+                runner.last_error = f"startup: {type(exc).__name__}: {exc}"[:500]
+                log.error("handler %s: startup failed, the handler stays stopped: %s", name, runner.last_error)
+            self.runners.append(runner)
+        self.consumers = [self.correlator, *self.runners, self.feed]
 
     def _lock(self) -> None:
         fh = open(self.data_dir / "broker.lock", "a+")
@@ -128,8 +152,13 @@ class Broker:
         end = time.monotonic() + deadline_s
         self.stop_intake.set()
         self.ingest_thread.join()
-        for consumer in self.consumers:
-            consumer.stop(end)
+        # correlate what is committed, then let handlers drain events, traces and alerts together
+        self.correlator.stop(end)
+        for runner in self.runners:
+            runner.request_stop(end)
+        for runner in self.runners:
+            runner.join(end)
+        self.feed.stop(end)
         self.http.stop()
         self.log.close()
         self.security.stop()  # closes the ZAP socket, or ctx.term() would wait for it
@@ -188,10 +217,78 @@ class Broker:
                 "max_backlog": self.config["ingest"]["max_backlog"],
             },
             "rejects": dict(self.ingest.rejects),
-            "handlers": {c.name: c.health() for c in self.consumers if getattr(c, "kind", "") == "handler"},
-            "consumers": {c.name: c.health() for c in self.consumers if getattr(c, "kind", "") != "handler"},
-            "open_traces": sum(c.health().get("open_traces", 0) for c in self.consumers if getattr(c, "kind", "") == "correlator"),
+            "handlers": {
+                **{r.name: r.health() for r in self.runners},
+                **{name: {"state": "skipped", "reason": why} for name, why in self.skipped_handlers.items()},
+            },
+            "correlator": self.correlator.health(),
+            "feed": self.feed.health(),
+            "open_traces": self.correlator.correlator.open_count,
         }
+
+    def publish_alert(self, alert: dict[str, Any]) -> int:
+        if not isinstance(alert, dict):
+            raise TypeError(f"publish_alert: expected a dict, got {type(alert).__name__}")
+        severity = alert.get("severity")
+        if severity not in SEVERITIES:
+            raise ValueError(f"publish_alert: severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+        record = dict(alert)
+        record.pop("seq", None)
+        record.setdefault("id", new_event_id())
+        (seq,) = self.log.append("alerts", [record])
+        self.wakeup.advance("alerts", seq)
+        return seq
+
+
+class LogView:
+    """Read-only queries on the log for plugins (``app.log``)."""
+
+    def __init__(self, broker: Broker):
+        self._broker = broker
+
+    def trace(self, tenant: str | None, trace_id: str) -> list[dict]:
+        """Every retained event of a trace, in time order, closed or still open."""
+        return self._broker.log.trace(tenant, trace_id, open_after=self._broker.correlator.cursor)
+
+    def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None, until_ns: int | None = None, limit: int = 1000) -> list[dict]:
+        """Events in log order matching every filter given (``since_ns <= ts < until_ns``)."""
+        return self._broker.log.query(tenant, type_prefix, since_ns, until_ns, limit)
+
+    def head(self, stream: str = "events") -> int:
+        return self._broker.log.head(stream)
+
+
+class PluginApp:
+    """What a handler's ``startup(app)`` receives (documented in ``secbus.hookspecs``)."""
+
+    def __init__(self, broker: Broker, name: str, settings: dict[str, Any]):
+        self._broker = broker
+        #: the handler's name (its entry-point name)
+        self.name = name
+        #: its ``[handlers.<name>]`` table, minus the runner keys (lag_policy, max_lag, batch_size)
+        self.settings = settings
+        #: the broker's data dir; keep a handler's files under ``data_dir / name``
+        self.data_dir = broker.data_dir
+        #: read-only queries: ``trace(tenant, trace_id)``, ``query(...)``
+        self.log = LogView(broker)
+        #: a logger named ``secbus.handler.<name>``
+        self.logger = logging.getLogger(f"secbus.handler.{name}")
+
+    def publish_alert(self, alert: dict[str, Any]) -> int:
+        """Append an alert durably to the alerts stream; return its offset.
+
+        It reaches every handler's ``on_alert`` and the live feed as
+        ``alert.<severity>``. ``severity`` is required (info .. critical);
+        ``id`` is added when missing."""
+        return self._broker.publish_alert(alert)
+
+    def add_route(self, method: str, path: str, handler) -> None:
+        """Serve an aiohttp handler on the broker's HTTP port (call it during startup)."""
+        self._broker.http.add_route(method, path, handler)
+
+    def stats(self) -> dict[str, Any]:
+        """The /healthz document."""
+        return self._broker.stats()
 
 
 def serve(config: dict[str, Any], out=sys.stdout) -> int:
