@@ -50,7 +50,7 @@ class FileOutput:
         if seq != -1 and seq <= self.last_seq:
             return
         if passes(alert, self.minimum):
-            self._fh.write(json.dumps(alert, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
+            self._fh.write(json.dumps(alert, sort_keys=True, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
             self._fh.flush()
             if self.fsync:
                 os.fsync(self._fh.fileno())

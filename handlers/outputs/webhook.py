@@ -89,7 +89,7 @@ class WebhookOutput:
     def on_alert(self, alert: dict) -> None:
         if not passes(alert, self.minimum):
             return
-        body = json.dumps(alert, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(alert, sort_keys=True, ensure_ascii=False, default=repr).encode("utf-8")
         delay = self.backoff
         problem = ""
         for attempt in range(self.retries + 1):

@@ -174,3 +174,26 @@ def test_a_webhook_down_longer_than_its_retries_still_gets_every_alert_later(ale
         assert "not delivered after 2 attempts" in broker.log_text()
     finally:
         receiver.close()
+
+
+def test_a_bad_rules_file_stops_only_the_alerting_handler_naming_the_rule_and_key(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "x"\nkind = "threshold"\nseverity = "high"\nthreshold = 3\n')
+    broker = start_broker(tmp_path, config={"handlers": {"alerting": {"rules": str(rules)}}},
+                          handlers=["alerting", "metrics"])
+    try:
+        message = f"{rules}: rule 'x': window: required for a threshold rule (seconds)"
+        wait_until(lambda: message in broker.log_text(), 10, message="the rules error in the broker log")
+        assert broker.get("/metrics")[0] == 200
+    finally:
+        broker.stop()
+
+
+def test_the_rules_in_force_are_listed_over_http(alerting):
+    broker = alerting()
+    status, body = broker.get("/alerting/rules")
+    assert status == 200
+    rules = {r["name"]: r for r in json.loads(body)}
+    assert rules["authn-brute-force"]["kind"] == "threshold" and rules["authn-brute-force"]["window_s"] == 60
+    assert len(rules) >= 12
+    assert broker.get("/alerting/alerts/nope?limit=x") == (400, json.dumps({"error": "limit: expected a non-negative integer, got 'x'"}))

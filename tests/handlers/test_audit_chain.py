@@ -259,3 +259,42 @@ def test_the_single_pass_line_equals_the_documented_serialisation_even_with_tric
         fast = chain.seal_line(dict(record), 5, "cd" * 32)
         slow = chain.encode_line(chain.seal(dict(record), 5, "cd" * 32))
         assert fast == slow
+
+
+def test_interval_fsync_keeps_the_head_behind_until_the_interval_passes_and_close_catches_up(tmp_path):
+    now = [1_000 * 10**9]
+    writer = AuditWriter(tmp_path, fsync="interval", fsync_interval=5, clock=lambda: now[0])
+    writer.open()
+    writer.write_events([make_event(seq=1)])
+    head = json.loads((tmp_path / HEAD_NAME).read_text())
+    assert head["seq"] == -1  # written to the OS, not yet fsynced: the head still names the file record
+    assert b'"seq":1' in audit_files(tmp_path)[0].read_bytes()
+    now[0] += 6 * 10**9
+    writer.write_events([make_event(seq=2)])
+    assert json.loads((tmp_path / HEAD_NAME).read_text())["seq"] == 2
+    writer.write_events([make_event(seq=3)])
+    writer.close()
+    assert json.loads((tmp_path / HEAD_NAME).read_text())["seq"] == 3
+    assert verify_files([tmp_path]).ok
+
+
+def test_a_checkpoint_is_written_when_the_checkpoint_interval_passes(tmp_path):
+    now = [1_000 * 10**9]
+    writer = AuditWriter(tmp_path, checkpoint_every=1000, checkpoint_interval=60, clock=lambda: now[0])
+    writer.open()
+    writer.write_events([make_event(seq=1)])
+    now[0] += 61 * 10**9
+    writer.write_events([make_event(seq=2)])
+    kinds = [json.loads(line)["kind"] for line in lines_of(audit_files(tmp_path)[0])]
+    assert kinds == ["file", "event", "event", "checkpoint"]
+    writer.close()
+
+
+def test_a_corrupt_last_record_stops_the_writer_with_advice_instead_of_extending_a_broken_chain(tmp_path):
+    write_log(tmp_path, 5)
+    path = audit_files(tmp_path)[0]
+    lines = lines_of(path)
+    lines[-1] = b"{not json}\n"
+    rewrite(path, lines)
+    with pytest.raises(ValueError, match="secbus audit verify"):
+        AuditWriter(tmp_path).open()

@@ -193,3 +193,12 @@ def test_log_output_logs_at_the_level_of_the_severity(tmp_path, caplog):
         out.on_alert(dict(ALERT, severity="critical"))
     assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.CRITICAL]
     assert "authn-brute-force" in caplog.records[0].getMessage()
+
+
+def test_an_alert_with_a_value_json_cannot_hold_is_still_written_not_retried_forever(tmp_path):
+    out = FileOutput()
+    out.startup(PluginHandle("alert-file", {}, tmp_path))
+    out.on_alert(dict(ALERT, seq=1, extra=b"\x00raw"))
+    out.shutdown()
+    [line] = (tmp_path / "alerts.jsonl").read_text().splitlines()
+    assert json.loads(line)["extra"] == repr(b"\x00raw")
