@@ -1,23 +1,50 @@
-"""The ``secbus`` command line: one subcommand per module in ``secbus.commands``."""
+"""The ``secbus`` command line: one subcommand per module, each with ``add_parser(sub)``.
+
+The broker's own commands live in ``secbus.commands``; ``audit verify`` and
+``keys generate`` belong to the audit handler and the auth package and are
+registered from there.  If one of those cannot be imported, its command still
+exists and says clearly that it is not available (exit 2).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from . import __version__
-from .auth import keys
-from .commands import ping, serve
+from .commands import emit, ping, serve, tail, trace
 
-COMMANDS = [serve, ping, keys]
+COMMANDS = [serve, emit, tail, trace, ping]
+#: (module, command name, what it does) registered when importable
+OPTIONAL = [
+    ("secbus.handlers.audit.verify", "audit", "audit log tools: audit verify FILE... [--public-key FILE]"),
+    ("secbus.auth.keys", "keys", "CURVE key pairs: keys generate NAME [--dir DIR]"),
+]
+
+
+def _unavailable(sub, name: str, help_text: str, error: Exception) -> None:
+    p = sub.add_parser(name, help=f"{help_text} (not available)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(args) -> int:
+        print(f"secbus {name}: not available in this installation ({type(error).__name__}: {error})", file=sys.stderr)
+        return 2
+
+    p.set_defaults(run=run)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="secbus", description="secbus: a security event bus")
+    p = argparse.ArgumentParser(prog="secbus", description="secbus: a security event bus (docs/operations.md)")
     p.add_argument("--version", action="version", version=f"secbus {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
+    for module_name, name, help_text in OPTIONAL:
+        try:
+            importlib.import_module(module_name).add_parser(sub)
+        except Exception as exc:  # a missing or broken optional part must not break the other commands
+            _unavailable(sub, name, help_text, exc)
     return p
 
 

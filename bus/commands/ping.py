@@ -21,17 +21,35 @@ def add_parser(sub) -> None:
     p = sub.add_parser("ping", help="check that a broker answers")
     p.add_argument("--endpoint", default=None, help=f"ingest endpoint (default $SECBUS_INGEST_ENDPOINT or {DEFAULT_ENDPOINT})")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for PONG (default 3)")
+    try:
+        from ..auth.client import add_client_key_options
+
+        add_client_key_options(p)
+    except ImportError:
+        pass
     p.set_defaults(run=run)
+
+
+def curve_of(args):
+    """CURVE client keys when --server-key (or SECBUS_SERVER_KEY) is given, else None."""
+    if not (getattr(args, "server_key", None) or os.environ.get("SECBUS_SERVER_KEY")):
+        return None
+    from ..auth.client import client_curve
+
+    return client_curve(args)
 
 
 def run(args) -> int:
     endpoint = args.endpoint or default_endpoint()
     start = time.perf_counter()
     try:
-        command, body = request(endpoint, wire.PING, {}, args.timeout)
+        command, body = request(endpoint, wire.PING, {}, args.timeout, curve_of(args))
     except NoAnswer as exc:
         print(f"secbus ping: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # a key file that cannot be used
+        print(f"secbus ping: {exc}", file=sys.stderr)
+        return 2
     except wire.WireError as exc:
         print(f"secbus ping: bad reply: {exc}", file=sys.stderr)
         return 1

@@ -16,10 +16,17 @@ class NoAnswer(TimeoutError):
     pass
 
 
-def request(endpoint: str, command: bytes, body: dict, timeout_s: float) -> tuple[bytes, dict]:
+def request(endpoint: str, command: bytes, body: dict, timeout_s: float, curve=None) -> tuple[bytes, dict]:
+    """Send one request and return the decoded reply; raise :class:`NoAnswer` on timeout.
+
+    ``curve``: CURVE client keys from ``secbus.auth.client.client_curve`` (None: plain)."""
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        from ..auth.client import apply_client_curve
+
+        apply_client_curve(sock, curve)
     try:
         sock.connect(endpoint)
         sock.send_multipart(wire.encode_frames(command, body))

@@ -13,8 +13,11 @@ events in log order and a clock, and makes it survive restarts:
   so no trace is stored twice.
 * Closed traces and the cursor are written in one transaction.
 * While catching up on a backlog, idleness is measured on the log's clock
-  (the ``received_ns`` of the last event read), not the wall clock, so a
-  restart does not close every replayed trace at once.
+  (the ``received_ns`` of the last event read), not the wall clock.  Once the
+  replay after a restart is done, the open traces' idle clocks are moved
+  forward by the downtime (start time minus the newest event's
+  ``received_ns``): time the broker was down does not count as idleness, so
+  a trace whose next event arrives just after the restart is still one trace.
 
 The correlator is a ``block`` consumer: retention never deletes an event of
 an open trace, and the open traces are bounded by ``max_open_traces``.
@@ -52,6 +55,10 @@ class CorrelatorRunner:
         stored = log_.get_cursor(NAME, "events")
         self.position = stored if stored is not None else log_.first("events") - 1
         self.cursor = self.position
+        # replay bookkeeping (see the module docstring)
+        self.replay_until = log_.head("events")
+        newest = log_.read("events", self.replay_until - 1, 1) if self.replay_until > self.position else []
+        self.downtime_ns = max(0, time.time_ns() - newest[0]["received_ns"]) if newest else 0
         self.closed = 0
         self.failures = 0
         self.state = "starting"
@@ -97,6 +104,8 @@ class CorrelatorRunner:
                     closed += self.correlator.add(event)
                 if batch:
                     self.position = batch[-1]["seq"]
+                    if self.downtime_ns and self.position >= self.replay_until:
+                        self._forgive_downtime()
                     # log clock while catching up, so replayed traces are not all idle at once
                     behind = self.wakeup.head("events") > self.position
                     now = batch[-1]["received_ns"] if behind else time.time_ns()
@@ -115,6 +124,14 @@ class CorrelatorRunner:
             if not batch:
                 self.wakeup.wait({"events": self.position}, self.expire_interval_s)
         self.state = "stopped"
+
+    def _forgive_downtime(self) -> None:
+        """Move replayed open traces' idle clocks forward by the downtime (once)."""
+        # Correlator has no public method for this yet; its open traces carry last_seen_ns.
+        for trace in getattr(self.correlator, "_open", {}).values():
+            trace.last_seen_ns = min(trace.last_seen_ns + self.downtime_ns, time.time_ns())
+        log.info("correlator: replayed %d events after restart; %d traces still open", self.replay_until - self.cursor, self.correlator.open_count)
+        self.downtime_ns = 0
 
     def _commit(self, closed: list[dict]) -> None:
         oldest = self.correlator.oldest_open_seq()

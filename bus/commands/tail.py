@@ -1,0 +1,107 @@
+"""``secbus tail``: print the live feed as it happens."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+
+import msgpack
+import zmq
+
+DEFAULT_FEED = "tcp://127.0.0.1:7879"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("tail", help="print the live feed (events, traces, alerts) as it happens")
+    p.add_argument("--topic", action="append", default=[], metavar="PREFIX", help="topic prefix to follow (repeatable): event.authn., trace, alert. (default: everything)")
+    p.add_argument("--json", action="store_true", help='one JSON object per line: {"topic": ..., "body": ...}')
+    p.add_argument("--endpoint", default=None, help=f"feed endpoint (default $SECBUS_FEED_ENDPOINT or {DEFAULT_FEED})")
+    p.add_argument("--count", type=int, default=0, help="exit after this many messages (default: run until Ctrl-C)")
+    p.add_argument("--tenant", default=None, help="with CURVE: the tenant whose namespace to subscribe under")
+    try:
+        from ..auth.client import add_client_key_options
+
+        add_client_key_options(p)
+    except ImportError:
+        pass
+    p.set_defaults(run=run)
+
+
+def _time(ns) -> str:
+    if not isinstance(ns, int):
+        return "-"
+    return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
+def line_for(topic: str, body: dict) -> str:
+    """A one-line human rendering of a feed message."""
+    if topic.startswith("event."):
+        source = body.get("source") or {}
+        actor = body.get("actor") or {}
+        parts = [_time(body.get("ts")), body.get("type", "?"), body.get("outcome", "?")]
+        if body.get("severity"):
+            parts.append(body["severity"])
+        parts.append(f"{source.get('platform', '?')}/{source.get('service', '?')}")
+        if actor.get("user"):
+            parts.append(f"user={actor['user']}")
+        parts.append(f"trace={body.get('trace_id', '')}")
+        parts.append(f"seq={body.get('seq')}")
+        return "  ".join(str(p) for p in parts)
+    if topic.endswith("trace") or topic.startswith("trace"):
+        flags = ",".join(body.get("flags") or []) or "-"
+        return (f"{_time(body.get('last_ts'))}  trace {body.get('trace_id')}  tenant={body.get('tenant')}  "
+                f"events={body.get('event_count', len(body.get('events') or []))}  platforms={','.join(body.get('platforms') or [])}  flags={flags}")
+    return f"{_time(body.get('last_ts'))}  ALERT {body.get('severity', '?').upper()}  {body.get('rule', '?')}  {body.get('summary', '')}"
+
+
+def run(args) -> int:
+    endpoint = args.endpoint or os.environ.get("SECBUS_FEED_ENDPOINT", DEFAULT_FEED)
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    split = None
+    try:
+        if getattr(args, "server_key", None) or os.environ.get("SECBUS_SERVER_KEY"):
+            from ..auth.client import apply_client_curve, client_curve
+            from ..auth.feed import split_topic, subscriptions_for
+
+            apply_client_curve(sock, client_curve(args))
+            prefixes = subscriptions_for(args.topic, args.tenant)
+            split = split_topic
+        else:
+            prefixes = [t.encode() for t in (args.topic or [""])]
+    except (ValueError, OSError) as exc:
+        print(f"secbus tail: {exc}", file=sys.stderr)
+        return 2
+    sock.connect(endpoint)
+    for prefix in prefixes:
+        sock.setsockopt(zmq.SUBSCRIBE, prefix)
+    print(f"secbus tail: following {endpoint} ({', '.join(args.topic) or 'everything'}); Ctrl-C to stop", file=sys.stderr)
+    seen = 0
+    try:
+        while True:
+            frames = sock.recv_multipart()
+            if len(frames) != 2:
+                continue
+            raw_topic, payload = frames
+            if split is not None:
+                _, raw_topic = split(raw_topic)
+            topic = raw_topic.decode("utf-8", "replace")
+            try:
+                body = msgpack.unpackb(payload, raw=False)
+            except Exception:
+                print(f"secbus tail: undecodable message on {topic!r}", file=sys.stderr)
+                continue
+            if args.json:
+                print(json.dumps({"topic": topic, "body": body}, sort_keys=True), flush=True)
+            else:
+                print(line_for(topic, body), flush=True)
+            seen += 1
+            if args.count and seen >= args.count:
+                return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sock.close(0)
