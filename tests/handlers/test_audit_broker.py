@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 # Skip (not fail) on a tree where the broker cannot run handlers yet.
 pytest.importorskip("secbus.consumers.runner", reason="the broker's handler runner is not in this tree yet")
 
-from support.broker import start_broker, wait_until
+from support.broker import secbus_command, start_broker, wait_until
 from support.events import make_event
 
 
@@ -42,8 +41,8 @@ def audited_seqs(broker) -> list[int]:
 
 
 def verify(*paths, public_key=None) -> subprocess.CompletedProcess:
-    """The verifier as a user runs it, in its own process."""
-    args = [sys.executable, "-m", "secbus.handlers.audit.verify", *map(str, paths)]
+    """``secbus audit verify`` as a user runs it, in its own process."""
+    args = secbus_command() + ["audit", "verify", *map(str, paths)]
     if public_key:
         args += ["--public-key", str(public_key)]
     return subprocess.run(args, capture_output=True, text=True, timeout=60)
