@@ -305,6 +305,8 @@ class Spool:
         while self._read_index < len(self._segments):
             seg = self._segments[self._read_index]
             if self._read_offset >= seg.size:
+                if self._read_index + 1 >= len(self._segments):
+                    return None  # stay on the last segment: it may still grow
                 self._read_index += 1
                 self._read_offset = 0
                 continue

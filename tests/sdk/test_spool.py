@@ -151,3 +151,27 @@ def test_unusable_spool_dir_is_a_clear_error(tmp_path):
     blocker.write_text("not a dir")
     with pytest.raises(SpoolError, match="spool_dir"):
         Spool(str(blocker / "spool"), 1 << 20)
+
+
+def test_records_appended_after_the_reader_caught_up_are_still_read(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20, segment_bytes=1 << 20)
+    spool.append(payload(0), 1)
+    first = spool.next_record()
+    assert spool.next_record() is None  # caught up with the writer
+    spool.append(payload(1), 1)
+    spool.append(payload(2), 1)
+    spool.ack(first.token)
+    assert drain(spool) == [[1], [2]]
+    assert spool.empty
+
+
+def test_reader_follows_the_writer_across_segment_rollover(tmp_path):
+    spool = Spool(str(tmp_path), 1 << 20, segment_bytes=40)
+    got = []
+    for i in range(30):
+        spool.append(payload(i, "pad" * 5), 1)
+        if i % 3 == 0:
+            got += drain(spool)
+    got += drain(spool)
+    assert got == [[i, "pad" * 5] for i in range(30)]
+    assert spool.empty and segment_files(tmp_path) == []
