@@ -80,14 +80,17 @@ def _compile_op(where: str, path: str, op: str, arg: Any) -> Predicate:
             raise bad("a list")
         choices = list(arg)
         if op == "in":
-            return lambda v: v is not MISSING and (any(x in choices for x in v) if isinstance(v, list) else v in choices)
-        return lambda v: v is MISSING or (not any(x in choices for x in v) if isinstance(v, list) else v not in choices)
+            return lambda v: v is not MISSING and (any(x in choices for x in v) if isinstance(v, (list, dict))
+                                                   else v in choices)
+        return lambda v: v is MISSING or (not any(x in choices for x in v) if isinstance(v, (list, dict))
+                                          else v not in choices)
     if op == "prefix":
         if not isinstance(arg, str):
             raise bad("a string")
         return lambda v: isinstance(v, str) and v.startswith(arg)
     if op == "contains":
-        return lambda v: (isinstance(v, str) and isinstance(arg, str) and arg in v) or (isinstance(v, list) and arg in v)
+        # a string: substring; a list: member; a map (a trace's outcome counts): key
+        return lambda v: (isinstance(v, str) and isinstance(arg, str) and arg in v) or (isinstance(v, (list, dict)) and arg in v)
     if op == "regex":
         if not isinstance(arg, str):
             raise bad("a regular expression string")

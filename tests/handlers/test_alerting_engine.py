@@ -62,6 +62,13 @@ def test_each_condition_operator_matches_and_misses_as_documented(table, event_k
     assert compile_where("t", table)(login("success", **event_kw)) is expected
 
 
+def test_trace_conditions_read_outcome_counts_by_key_and_flags_by_member():
+    trace = {"outcomes": {"failure": 2, "success": 1}, "flags": ["cross_platform"], "platforms": ["node", "python"]}
+    assert compile_where("t", {"outcomes": {"contains": "failure"}, "flags": {"contains": "cross_platform"}})(trace)
+    assert not compile_where("t", {"outcomes": ["error", "unknown"]})(trace)
+    assert compile_where("t", {"platforms": ["node"]})(trace)
+
+
 @pytest.mark.parametrize("table, fragment", [
     ({"type": {"startswith": "a"}}, "unknown operator 'startswith'"),
     ({"attrs.ua": {"regex": "("}}, "bad regex '('"),
