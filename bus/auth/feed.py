@@ -63,17 +63,50 @@ def split_topic(topic: bytes) -> tuple[str | None, bytes]:
     return head.decode("utf-8", "replace"), rest
 
 
-def subscriptions_for(topics: Iterable[str], tenant: str | None = None) -> list[bytes]:
-    """What a subscriber subscribes to for the topic prefixes it wants.
+def subscriptions_for(topics: Iterable[str], tenant: str | None = None, scoped: bool = True) -> list[bytes]:
+    """What a subscriber subscribes to for the topic prefixes it wants (an empty list: everything).
 
-    Without ``tenant`` (unscoped feed, or a scoped subscriber that does not say
-    its tenant) the prefixes are used as given; an empty list means everything.
-    With ``tenant`` each prefix goes under that tenant's namespace, so the broker
-    sends only what was asked for."""
+    - unscoped feed (no CURVE): the prefixes as given;
+    - scoped, ``tenant`` known: each prefix under ``<tenant>/``, so the broker
+      sends only what was asked for;
+    - scoped, tenant unknown: ``""``, which the broker narrows to the key's own
+      tenant (or, for an admin key, leaves as every tenant); filter the rest
+      locally with :func:`wanted`."""
     topics = list(topics) or [""]
-    if tenant is None:
+    if not scoped:
         return [t.encode("utf-8") for t in topics]
+    if tenant is None:
+        return [b""]
     return [namespace(tenant) + t.encode("utf-8") for t in topics]
+
+
+def wanted(topic: bytes, prefixes: Iterable[str]) -> bool:
+    """Client-side filter: does the (namespace-stripped) ``topic`` match one of ``prefixes``?"""
+    prefixes = [p.encode("utf-8") for p in prefixes]
+    return not prefixes or any(topic.startswith(p) for p in prefixes)
+
+
+def tenant_of_alert(alert: dict, read_event: Callable[[int], dict | None]) -> str | None:
+    """The tenant an alert belongs to, for the feed namespace.
+
+    An alert names the events it is about (``seqs``); when they all belong to
+    one tenant, so does the alert.  When they span tenants (a rule grouped
+    across them) or none can be read, the alert has no single tenant and goes
+    to the admin-only ``_/`` namespace: a tenant never sees an alert built
+    from another tenant's events."""
+    if isinstance(alert.get("tenant"), str):
+        return alert["tenant"]
+    tenants = set()
+    for seq in alert.get("seqs") or []:
+        if not isinstance(seq, int):
+            return None
+        event = read_event(seq)
+        if event is None:
+            return None
+        tenants.add(event.get("tenant"))
+        if len(tenants) > 1:
+            return None
+    return tenants.pop() if len(tenants) == 1 else None
 
 
 def scope_subscription(topic: bytes, identity: Identity) -> bytes | None:

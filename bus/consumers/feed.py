@@ -22,7 +22,7 @@ import zmq
 
 from secbus_sdk import wire
 
-from ..auth.feed import feed_topic
+from ..auth.feed import feed_topic, tenant_of_alert
 from ..ingest.router import bind_address
 from ..log.base import EventLog
 from .wakeup import Wakeup
@@ -129,6 +129,10 @@ class Feed:
             self.sock.close(0)
         self.state = "stopped"
 
+    def _event_at(self, seq: int) -> dict | None:
+        batch = self.log.read("events", seq - 1, 1)
+        return batch[0] if batch and batch[0]["seq"] == seq else None
+
     def _step(self, stream: str) -> bool:
         head = self.wakeup.head(stream)
         cursor = self.cursors[stream]
@@ -144,7 +148,9 @@ class Feed:
         for record in batch:
             topic = topic_of(stream, record)
             if self.scoped:
-                topic = feed_topic(topic, record.get("tenant"), True)
+                # alerts carry no tenant of their own: theirs is that of all their events, else admin-only
+                tenant = tenant_of_alert(record, self._event_at) if stream == "alerts" else record.get("tenant")
+                topic = feed_topic(topic, tenant, True)
             if self._wanted(topic):
                 try:
                     self.sock.send_multipart([topic, wire.pack(record)], zmq.NOBLOCK)

@@ -128,6 +128,26 @@ def test_feed_gate_keeps_each_tenant_in_its_namespace_and_admin_sees_all(ctx, ke
 
 def test_subscriber_side_helpers_prefix_and_strip_the_tenant():
     assert subscriptions_for(["event.authn."], "acme") == [b"acme/event.authn."]
-    assert subscriptions_for([], None) == [b""]
+    assert subscriptions_for([], None, scoped=False) == [b""]
     assert split_topic(b"acme/event.authn.login") == ("acme", b"event.authn.login")
     assert split_topic(b"event.authn.login") == (None, b"event.authn.login")
+
+
+def test_scoped_subscriber_without_a_tenant_subscribes_to_its_namespace_and_filters_locally():
+    from secbus.auth.feed import wanted
+
+    assert subscriptions_for(["event.authn."], None, scoped=True) == [b""]
+    assert subscriptions_for(["event.authn."], None, scoped=False) == [b"event.authn."]
+    assert wanted(b"event.authn.login", ["event.authn."]) and not wanted(b"alert.high", ["event.authn."])
+    assert wanted(b"alert.high", [])
+
+
+def test_an_alert_belongs_to_a_tenant_only_when_all_its_events_do():
+    from secbus.auth.feed import tenant_of_alert
+
+    events = {1: {"tenant": "acme"}, 2: {"tenant": "acme"}, 3: {"tenant": "globex"}}
+    assert tenant_of_alert({"seqs": [1, 2]}, events.get) == "acme"
+    assert tenant_of_alert({"seqs": [1, 3]}, events.get) is None  # spans tenants: admins only
+    assert tenant_of_alert({"seqs": [1, 99]}, events.get) is None  # an event no longer readable
+    assert tenant_of_alert({"seqs": []}, events.get) is None
+    assert tenant_of_alert({"tenant": "globex", "seqs": [1]}, events.get) == "globex"
