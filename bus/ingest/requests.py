@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import msgpack
 import zmq
 
 from secbus_sdk import wire
@@ -54,6 +55,54 @@ def pong(routing_id: bytes) -> list[bytes]:
     return [routing_id, wire.MAGIC, wire.PONG, wire.pack_ordered({"time_ns": time.time_ns(), "version": wire.PROTOCOL_VERSION})]
 
 
+_BROKER_SET = frozenset(BROKER_FIELDS)
+
+
+def _no_ext(code: int, data: bytes):
+    raise ValueError("ext type")
+
+
+def split_pub(frames: list[bytes], limits: Limits) -> tuple[dict, list[bytes]] | None:
+    """Fast path for a well-formed PUB: its body and each event's bytes as received.
+
+    ``msgpack.Unpacker.tell()`` gives each event's byte range inside the body,
+    so valid events are stored without being encoded again.  Anything unusual
+    (another command, a bad envelope, trailing bytes...) returns None and the
+    caller decodes with ``wire.decode_frames``, which produces the precise
+    error; so this function never decides what is an error."""
+    if len(frames) != 3 or frames[0] != wire.MAGIC or frames[1] != wire.PUB:
+        return None
+    data = frames[2]
+    if len(data) > limits.max_frame_bytes:
+        return None
+    try:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, ext_hook=_no_ext, max_ext_len=0, max_buffer_size=max(len(data), 1))
+        unpacker.feed(data)
+        body: dict = {}
+        spans: list[bytes] | None = None
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key == "events" and spans is None:
+                count = unpacker.read_array_header()
+                if count > limits.max_batch_events:
+                    return None
+                events, spans = [], []
+                for _ in range(count):
+                    start = unpacker.tell()
+                    events.append(unpacker.unpack())
+                    spans.append(data[start : unpacker.tell()])
+                body["events"] = events
+            elif type(key) is str and key not in body:
+                body[key] = unpacker.unpack()
+            else:
+                return None
+        if unpacker.tell() != len(data) or spans is None:
+            return None
+        return body, spans
+    except Exception:
+        return None
+
+
 def _seq_of(body: dict) -> int | None:
     seq = body.get("seq")
     return seq if type(seq) is int and 0 <= seq < 2**64 else None
@@ -72,12 +121,17 @@ class RequestHandler:
 
     def handle(self, frames: list[zmq.Frame], received_ns: int, out: list[StampedEvent]) -> list[bytes] | PendingPub:
         routing_id = frames[0].bytes
-        rest = frames[1:]
-        try:
-            command, body = wire.decode_frames([f.bytes for f in rest], self.limits)
-        except WireError as exc:
-            self.rejects[exc.code] += 1
-            return err(routing_id, exc.code, exc.message)
+        rest = [f.bytes for f in frames[1:]]
+        spans = None
+        decoded = split_pub(rest, self.limits)
+        if decoded is not None:
+            command, body, spans = wire.PUB, decoded[0], decoded[1]
+        else:
+            try:
+                command, body = wire.decode_frames(rest, self.limits)
+            except WireError as exc:
+                self.rejects[exc.code] += 1
+                return err(routing_id, exc.code, exc.message)
         if command == wire.PING:
             return pong(routing_id)
         if command != wire.PUB:
@@ -106,9 +160,12 @@ class RequestHandler:
                 event = validate_event(raw, limits)
                 if not identity.may_publish(event["type"]):
                     raise WireError(UNAUTHORIZED, f"type: publisher {publisher!r} may not publish {event['type']!r}", "type")
-                for name in BROKER_FIELDS:  # stamped by the broker, never taken from the payload
-                    event.pop(name, None)
-                packed = wire.pack_ordered(event)
+                if spans is not None and not (raw.keys() & _BROKER_SET):
+                    packed = spans[index]  # the bytes as received: no re-encoding
+                else:
+                    for name in BROKER_FIELDS:  # stamped by the broker, never taken from the payload
+                        event.pop(name, None)
+                    packed = wire.pack_ordered(event)
                 check_event_size(packed, limits)
             except WireError as exc:
                 self.rejects[exc.code] += 1
