@@ -22,14 +22,35 @@ hookimpl = pluggy.HookimplMarker("secbus")
 
 @hookspec
 def startup(app) -> None:
-    """Called once in the handler's runner before any other hook.
+    """Called once at broker start, before any other hook of this handler.
+
+    It runs in the broker's main thread, before the handler's runner thread
+    starts and before the HTTP server serves, so routes added here are live
+    from the first request.
 
     ``app`` is the broker's handle for plugins (``secbus.app.PluginApp``):
-    ``app.name`` (this handler's name), ``app.settings`` (its config table
-    ``[handlers.<name>]`` as a dict), ``app.data_dir``, ``app.publish_alert()``,
-    ``app.add_route()`` for HTTP endpoints, ``app.stats()`` and ``app.log``
-    (read-only queries). Raise to refuse to start: the broker logs it and
-    the handler stays stopped while the others run.
+
+    - ``app.name``: this handler's name (its entry-point name);
+    - ``app.settings``: its config table ``[handlers.<name>]`` as a dict,
+      without the runner's keys ``lag_policy``, ``max_lag``, ``batch_size``;
+    - ``app.data_dir``: the broker's data dir (``pathlib.Path``); keep files
+      under ``app.data_dir / app.name``;
+    - ``app.publish_alert(alert) -> int``: durably append an alert (a dict
+      with at least ``severity``; ``id`` is added when missing) to the alerts
+      stream; every handler's ``on_alert`` and the live feed
+      (``alert.<severity>``) get it; returns its offset;
+    - ``app.add_route(method, path, handler)``: serve an aiohttp handler
+      (``async def handler(request) -> web.Response``) on the broker's HTTP
+      port; only during ``startup``;
+    - ``app.stats() -> dict``: the ``/healthz`` document;
+    - ``app.log``: read-only queries, ``trace(tenant, trace_id)`` (every
+      stored event of a trace, time order) and ``query(tenant=None,
+      type_prefix=None, since_ns=None, until_ns=None, limit=1000)``;
+    - ``app.logger``: a ``logging.Logger`` named ``secbus.handler.<name>``.
+
+    Raise to refuse to start: the broker logs it, the handler stays stopped
+    (state ``failed`` in ``/healthz``) and its cursor holds nothing back,
+    while the other handlers run.
     """
 
 
@@ -71,8 +92,11 @@ def on_alert(alert: dict) -> None:
 
 @hookspec
 def shutdown() -> None:
-    """Called once when the broker stops, after the handler's last batch.
+    """Called once when the broker stops, in the handler's runner thread,
+    after its last batch.
 
-    Flush and close files here; the broker waits for it up to its shutdown
-    deadline.
+    At SIGINT/SIGTERM the broker stops intake, then each runner delivers
+    what is committed until it is caught up or ``handlers.shutdown_deadline_s``
+    passes, then calls this. Flush and close files here. Not called for a
+    handler whose ``startup`` failed, nor when the broker is killed.
     """
