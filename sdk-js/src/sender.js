@@ -167,7 +167,10 @@ export class Sender {
       this.toSpool();
       return;
     }
-    if (Date.now() < this.pausedUntil) return;
+    if (Date.now() < this.pausedUntil) {
+      this.wakeAtPauseEnd();
+      return;
+    }
     if (this.mode === 'replaying') {
       this.toSpool();
       await this.replayStep();
@@ -252,21 +255,24 @@ export class Sender {
   ensureReceiving() {
     if (this.receiving || this.stopped) return;
     this.receiving = true;
-    this.receiveLoop().finally(() => {
-      this.receiving = false;
-    });
+    this.receiveLoop();
   }
 
+  /** Read replies while one is awaited; the flag drops in the same tick the loop ends, so a send right after restarts it. */
   async receiveLoop() {
-    while (!this.stopped && (this.inFlight.size > 0 || this.probePending)) {
-      let frames;
-      try {
-        frames = await this.socket.receive();
-      } catch (err) {
-        if (err.code === 'EAGAIN') continue;
-        return;
+    try {
+      while (!this.stopped && (this.inFlight.size > 0 || this.probePending)) {
+        let frames;
+        try {
+          frames = await this.socket.receive();
+        } catch (err) {
+          if (err.code === 'EAGAIN') continue; // the receive timeout: check whether anything is still awaited
+          return;
+        }
+        this.handleReply(frames);
       }
-      this.handleReply(frames);
+    } finally {
+      this.receiving = false;
     }
   }
 
@@ -318,12 +324,7 @@ export class Sender {
       const wait = Math.max(1, Number(body.retry_after_ms) || 100);
       this.pausedUntil = Math.max(this.pausedUntil, Date.now() + wait);
       this.putBack(batch);
-      if (this.pauseTimer === null) {
-        this.pauseTimer = unref(setTimeout(() => {
-          this.pauseTimer = null;
-          this.kick();
-        }, this.pausedUntil - Date.now()));
-      }
+      this.wakeAtPauseEnd();
       this.log.debug(`broker overloaded; retrying in ${wait} ms`);
       return;
     }
@@ -340,6 +341,15 @@ export class Sender {
     this.stats.rejected += batch.events.length;
     this.log.warn(`${this.stats.lastError}; ${batch.events.length} event(s) not re-sent`);
     this.batchDone(batch);
+  }
+
+  /** Kick the sender when the `overloaded` pause ends (timers may fire a little early: re-arm then). */
+  wakeAtPauseEnd() {
+    if (this.pauseTimer !== null || this.stopped) return;
+    this.pauseTimer = unref(setTimeout(() => {
+      this.pauseTimer = null;
+      this.kick();
+    }, Math.max(1, this.pausedUntil - Date.now() + 1)));
   }
 
   /** A batch is settled (acknowledged or rejected): release its spool segment if it was the last. */

@@ -86,6 +86,22 @@ test('the broker\'s per-event rejection is counted, not retried', opts, async ()
   assert.equal(await strict.eventCount(), 1);
 });
 
+test('ERR overloaded pauses sending for retry_after_ms and re-sends the same events: all stored once', opts, async () => {
+  // 500 events/s per publisher: a burst of 1500 is refused in part and must be paced by the client.
+  const limited = await broker({ config: { ingest: { rate_per_publisher: 500 } } });
+  const c = client({ endpoint: limited.ingest, batchSize: 100 });
+  for (let i = 0; i < 1500; i++) c.emit('authn.login', { attrs: { i } });
+  assert.equal(await c.flush(20000), true, JSON.stringify(c.stats()));
+  const health = await limited.healthz();
+  assert.ok(health.rejects.overloaded > 0, `the broker said overloaded: ${JSON.stringify(health.rejects)}`);
+  const s = c.stats();
+  assert.equal(s.acked, 1500);
+  assert.equal(s.rejected, 0);
+  assert.equal(s.dropped, 0);
+  assert.equal(s.spooled, 0, 'overloaded is not an outage: nothing goes to the spool');
+  assert.equal(await limited.eventCount(), 1500);
+});
+
 test('bus down at start: events are spooled, then replayed once the broker starts, each stored once', opts, async () => {
   const port = await freePort();
   const c = client({ endpoint: `tcp://127.0.0.1:${port}`, ackTimeout: 200 });
