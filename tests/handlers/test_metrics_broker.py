@@ -69,3 +69,27 @@ def test_label_values_past_the_cap_fold_into_other_behind_the_broker(tmp_path):
         assert len(types) == 3 and types["other"] == 4
     finally:
         broker.stop()
+
+
+def test_closed_traces_are_counted_by_flag_and_handler_failures_are_visible(tmp_path):
+    broker = start_broker(tmp_path, config={
+        "correlation": {"trace_idle_ms": 200, "expire_interval_ms": 50},
+        "handlers": {"shutdown_deadline_s": 1.0,  # the webhook never catches up: do not wait 10 s at stop
+                     "alert-webhook": {"url": "http://127.0.0.1:9/unreachable", "retries": 0, "timeout": 0.5}}},
+        handlers=["metrics", "alerting", "alert-webhook"])
+    try:
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        with broker.client() as client:
+            client.publish([make_event("authn.token.verify", trace_id=trace_id, platform="python"),
+                            make_event("authn.token.verify", outcome="failure", trace_id=trace_id, platform="node"),
+                            make_event("security.attack.detected", outcome="failure", severity="critical")])
+
+        def seen():
+            got = scrape(broker)
+            cross = value(got, "secbus_traces_closed_total", flag="cross_platform")
+            mixed = value(got, "secbus_traces_closed_total", flag="mixed_outcomes")
+            failures = value(got, "secbus_handler_failures_total", handler="alert-webhook")
+            return got if cross == 1 and mixed == 1 and failures >= 1 else None
+        wait_until(seen, 20, message="the closed trace and the failing webhook in /metrics")
+    finally:
+        broker.stop()
