@@ -18,7 +18,10 @@ from . import components
 
 
 @contextlib.contextmanager
-def bench_broker(config: dict | None = None, handlers: list[str] | None = None, keep: bool = False) -> Iterator:
+def bench_broker(config: dict | None = None, handlers: list[str] | None = None, keep: bool = False,
+                 kill: bool = False) -> Iterator:
+    """``kill=True`` ends it with SIGKILL instead of SIGTERM: for a throw-away broker whose
+    handlers are far behind (a clean stop would wait for them to drain)."""
     support = components.broker_support()
     if support is None:
         yield None
@@ -29,7 +32,7 @@ def bench_broker(config: dict | None = None, handlers: list[str] | None = None, 
         yield broker
     finally:
         try:
-            broker.stop()
+            broker.kill() if kill else broker.stop()
         finally:
             if not keep:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -43,7 +43,7 @@ def run(cfg: Config, broker=None) -> Section:
                     details["broker"].append(out)
                     return out["events_per_s"]
                 runs["broker"] = subject
-            res = interleave(runs, cfg.repeats, warmup=False)
+            res = interleave(runs, cfg.ingest_repeats or cfg.repeats, warmup=False)
             key = f"p{publishers}_b{batch}"
             fig = {"raw_events_per_s": res["raw"].as_dict(), "raw_runs": details["raw"]}
             row = [publishers, batch, res["raw"].median, None, None]
