@@ -65,7 +65,7 @@ def run(args) -> int:
     try:
         if getattr(args, "server_key", None) or os.environ.get("SECBUS_SERVER_KEY"):
             from ..auth.client import apply_client_curve, client_curve
-            from ..auth.feed import split_topic, subscriptions_for
+            from ..auth.feed import split_topic, subscriptions_for, wanted
 
             apply_client_curve(sock, client_curve(args))
             prefixes = subscriptions_for(args.topic, args.tenant)
@@ -86,8 +86,10 @@ def run(args) -> int:
             if len(frames) != 2:
                 continue
             raw_topic, payload = frames
-            if split is not None:
+            if split is not None:  # CURVE: strip the tenant namespace; without --tenant, filter here
                 _, raw_topic = split(raw_topic)
+                if not wanted(raw_topic, args.topic):
+                    continue
             topic = raw_topic.decode("utf-8", "replace")
             try:
                 body = msgpack.unpackb(payload, raw=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -173,3 +174,33 @@ def test_keys_generate_command_writes_0600_secret_and_0644_public(tmp_path):
     assert oct(os.stat(tmp_path / "k" / "svc.key_secret").st_mode & 0o777) == "0o600"
     assert oct(os.stat(tmp_path / "k" / "svc.key").st_mode & 0o777) == "0o644"
     assert "[[auth.clients]]" in out.stdout
+
+
+def test_cli_ping_emit_and_tail_work_with_keys_and_tail_sees_only_its_tenant(tmp_path, keys, secure):
+    base = secbus_command()
+    creds = ["--server-key", str(keys["broker"].public_path), "--key", str(keys["web"].secret_path)]
+    ping = subprocess.run(base + ["ping", "--endpoint", secure.ingest] + creds, capture_output=True, text=True, timeout=60)
+    assert ping.returncode == 0, ping.stderr
+    emitted = subprocess.run(base + ["emit", "authn.login", "--outcome", "failure", "--endpoint", secure.ingest] + creds, capture_output=True, text=True, timeout=60)
+    assert emitted.returncode == 0, emitted.stderr
+    event_id = emitted.stdout.strip().split()[-1]
+    assert [(e["publisher"], e["tenant"]) for e in secure.events() if e["id"] == event_id] == [("web", "acme")]
+
+    tail = subprocess.Popen(base + ["tail", "--endpoint", secure.feed, "--topic", "event.authn.", "--count", "3", "--json"] + creds,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with secure.client_for(keys["web"]) as web, secure.client_for(keys["payments"]) as payments:
+            def publish_round():
+                web.publish([make_event("authn.login"), make_event("authz.check")])
+                payments.publish([make_event("authn.login", actor={"user": "globex-user"})])
+                return tail.poll() is not None
+            wait_until(publish_round, timeout=30, interval=0.2, message="secbus tail to print 3 messages")
+        out, err = tail.communicate(timeout=10)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 3
+    assert all(m["topic"].startswith("event.authn.") and m["body"]["tenant"] == "acme" for m in lines), lines
