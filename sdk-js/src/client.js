@@ -191,8 +191,11 @@ export class Client {
       host: o.host ?? os.hostname(), pid: process.pid, platform: 'node', sdk: SDK_NAME, service: o.service,
     });
     checkStr('host', this.source.host);
-    // ns since the epoch = base + monotonic clock: one BigInt add per event.
+    // ns since the epoch = base + monotonic clock: one BigInt add per event, with the
+    // precision of the monotonic clock. The base is checked against the wall clock once a
+    // second (emit already reads Date.now() for the id) and follows it when it was stepped.
     this.tsBase = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n - process.hrtime.bigint();
+    this.clockCheckedMs = Date.now();
 
     this.queue = new RingQueue(o.queueSize);
     this.spool = null;
@@ -292,11 +295,13 @@ export class Client {
       this.counters.invalidTraceparent++;
       this.log.debug(`invalid traceparent ignored: ${show(fields.traceparent)}`);
     }
+    const nowMs = Date.now();
+    if (nowMs - this.clockCheckedMs >= 1000 || nowMs < this.clockCheckedMs) this.checkClock(nowMs);
     return {
       actor,
       attrs,
       duration_us: durationUs,
-      id: newEventId(Date.now()),
+      id: newEventId(nowMs),
       outcome,
       reason,
       resource,
@@ -308,6 +313,15 @@ export class Client {
       type,
       v: 1,
     };
+  }
+
+  /** Follow a step of the wall clock (NTP, manual) of more than 5 ms; drift below that is kept smooth. */
+  checkClock(nowMs) {
+    this.clockCheckedMs = nowMs;
+    const wall = BigInt(nowMs) * 1_000_000n;
+    const ours = this.tsBase + process.hrtime.bigint();
+    const diff = wall > ours ? wall - ours : ours - wall;
+    if (diff > 5_000_000n) this.tsBase += wall - ours;
   }
 
   /** Wake the sender: at once for a full batch (or a flush), after `lingerMs` otherwise. */

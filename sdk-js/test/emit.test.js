@@ -178,3 +178,17 @@ test('without a traceparent or span every event starts its own trace', async () 
   }
   assert.equal(seen.size, 100);
 });
+
+test('ts follows the wall clock when it is stepped (checked once a second)', async () => {
+  const client = await offlineClient();
+  // Pretend the wall clock jumped an hour since the base was taken.
+  client.tsBase -= 3_600_000_000_000n;
+  client.emit('authn.login');
+  const stale = lastQueued(client).ts;
+  assert.ok(BigInt(Date.now()) * 1_000_000n - stale > 3_000_000_000_000n, 'within the second, the old base is used');
+  client.clockCheckedMs -= 1000;
+  client.emit('authn.login');
+  const fresh = lastQueued(client).ts;
+  const wall = BigInt(Date.now()) * 1_000_000n;
+  assert.ok(fresh <= wall + 1_000_000n && wall - fresh < 50_000_000n, `ts ${fresh} follows the wall clock ${wall}`);
+});
