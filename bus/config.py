@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
         "endpoint": "tcp://127.0.0.1:7879",
         # Messages queued per subscriber before ZeroMQ drops for that subscriber (the feed is live, not durable).
         "sndhwm": 10_000,
+        # The feed skips ahead (counted) when more than this many records behind.
+        "max_lag": 100_000,
     },
     "http": {
         "address": "127.0.0.1:7880",
@@ -65,7 +67,9 @@ DEFAULTS: dict[str, Any] = {
     "limits": {name: getattr(DEFAULT_LIMITS, name) for name in Limits.__dataclass_fields__},
     "correlation": {
         "trace_idle_ms": 5_000,
-        "max_open_traces": 100_000,
+        # Open traces live in memory: about (events per trace x ~1.5 KB) each.
+        "max_open_traces": 20_000,
+        "max_trace_events": 1000,
         "expire_interval_ms": 250,
     },
     "handlers": {
