@@ -213,6 +213,7 @@ class Broker:
                 "replies_dropped": self.ingest.counts["replies_dropped"],
                 "connections_accepted": self.ingest.counts["connections_accepted"],
                 "connections_closed": self.ingest.counts["connections_closed"],
+                "handshakes_failed": self.ingest.counts["handshakes_failed"],
                 "backlog": self.backlog(),
                 "max_backlog": self.config["ingest"]["max_backlog"],
             },

@@ -51,6 +51,8 @@ class Feed:
         self.sock = ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.SNDHWM, config["sndhwm"])
         self.sock.setsockopt(zmq.LINGER, 0)
+        # Subscribers send only subscriptions (a topic prefix); anything bigger drops that connection.
+        self.sock.setsockopt(zmq.MAXMSGSIZE, 4096)
         # With CURVE (secbus.auth): tenant-prefixed topics and an XPUB_MANUAL gate that
         # applies only subscriptions inside the subscriber's tenant (bus/auth/feed.py).
         self.gate = None

@@ -74,7 +74,10 @@ class Ingest:
         # ZeroMQ drops a connection that sends a message over MAXMSGSIZE without
         # telling the application; the socket monitor's DISCONNECTED events are
         # the only trace of it, so they are counted (clean disconnects included).
-        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        # Failed handshakes (CURVE on: a plain client, a wrong server key, a key ZAP denied) are counted too.
+        self.monitor = self.sock.get_monitor_socket(
+            zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        )
         self.handler = RequestHandler(limits, self.rejects, self._overloaded, security)
         self._last_ns = 0
         self._backlog_now = 0
@@ -119,6 +122,8 @@ class Ingest:
                 self.counts["connections_accepted"] += 1
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 self.counts["connections_closed"] += 1
+            elif event["event"] in (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_AUTH):
+                self.counts["handshakes_failed"] += 1
 
     def _group(self, sock: zmq.Socket) -> None:
         self._backlog_now = self.backlog()

@@ -79,10 +79,11 @@ def test_unknown_key_gets_no_ack_and_the_attempt_is_counted_and_logged(secure, k
     wait_until(lambda: "not in the allow-list" in secure.log_text(), message="the denial in the broker log")
 
 
-def test_client_without_curve_gets_nothing_from_a_curve_broker(secure, keys):
+def test_client_without_curve_gets_nothing_from_a_curve_broker_and_is_counted(secure, keys):
     with secure.client_for(None, timeout=1.5) as client:
         with pytest.raises(TimeoutError):
             client.ping()
+    wait_until(lambda: secure.healthz()["ingest"]["handshakes_failed"] >= 1, message="the failed handshake in /healthz")
 
 
 def test_healthz_shows_security_state_without_any_secret(secure, keys):
