@@ -382,3 +382,21 @@ def test_normal_exit_while_the_bus_is_down_spools_everything_for_the_next_client
     client = clients(later_broker.endpoint, spool_dir)
     assert client.flush(30), client.stats()
     assert_exactly_once(later_broker, ids_path.read_text().split())
+
+
+def test_clients_restarting_during_a_long_outage_lose_nothing_spooled_by_earlier_ones(tmp_path, clients, later_broker):
+    spool_dir = tmp_path / "spool"
+    ids: list[str] = []
+    for generation in range(3):  # three process lifetimes, all while the broker is down
+        client = Client(later_broker.endpoint, service="sdk-test", spool_dir=str(spool_dir), ack_timeout=0.2,
+                        spool_max_bytes=2 * 1024 * 1024)
+        ids += [client.emit("authn.login", attrs={"gen": generation, "n": i, "pad": "p" * 100}) for i in range(1500)]
+        wait_until(lambda: client.stats()["spooled"] >= 1500, 20, message=f"generation {generation} spooled")
+        assert client.stats()["spool_events"] == 1500 * (generation + 1)
+        client.close()
+        assert client.stats()["dropped"] == 0
+    later_broker.start().wait_ready()
+    last = clients(later_broker.endpoint, spool_dir)
+    assert last.flush(60), last.stats()
+    assert_exactly_once(later_broker, ids)
+    assert len(stored_ids(later_broker)) == 4500
