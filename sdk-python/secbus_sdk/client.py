@@ -37,7 +37,7 @@ from .fallback import FallbackSink
 from .ids import fast_event_id
 from .queue import POLICIES, EventQueue
 from .sender import Config, Sender
-from .spool import Spool, SpoolError
+from .spool import NoSpool, Spool, SpoolError
 from .tracecontext import current_span_ids, parse_traceparent
 from .verify import Verification, verified_decorator
 
@@ -177,7 +177,9 @@ class Client:
         try:
             spool = Spool(self.spool_dir, self._spool_max_bytes)
         except SpoolError as exc:
-            raise ValueError(str(exc)) from None
+            # Not fatal (the Node SDK behaves the same): the app keeps running, events wait in
+            # memory only, and last_error says why.
+            spool = NoSpool(self.spool_dir, str(exc), self._spool_max_bytes)
         self._q = EventQueue(self._queue_size, self._on_full, self._block_timeout, self._fallback, self._build_event)
         self._sender = Sender(self._config, self._q, spool, self._build_event)
         self._sender.start()

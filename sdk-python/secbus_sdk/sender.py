@@ -179,6 +179,8 @@ class Sender:
                 self.spool.load()
             except Exception as exc:
                 self._error(f"spool: cannot load {self.spool.lane_dir}: {exc}")
+            if self.spool.lane < 0:
+                self._error(f"spool unavailable: {self.spool.lane_dir}; events wait in memory only", level=logging.WARNING)
             now = time.monotonic()
             self._probation_until = now + self.config.ack_timeout
             self._send_ping(now)

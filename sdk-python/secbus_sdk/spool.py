@@ -431,6 +431,52 @@ class Spool:
         self._write_fd = self._read_fd = self._lock_fd = None
 
 
+class NoSpool:
+    """Stands in for :class:`Spool` when ``spool_dir`` cannot be used: nothing is written, so
+    batches that would be spooled stay in memory (bounded) and new events meet ``on_full``."""
+
+    lane = -1
+    torn = 0
+    bytes = 0
+    events = 0
+    empty = True
+
+    def __init__(self, root: str, reason: str, max_bytes: int = 0):
+        self.root = root
+        self.lane_dir = f"(no spool: {reason})"
+        self.max_bytes = max_bytes
+
+    def load(self) -> None:
+        pass
+
+    def fits(self, payload_len: int) -> bool:
+        return False
+
+    def append(self, payload: bytes, events: int) -> bool:
+        return False
+
+    def next_record(self) -> None:
+        return None
+
+    def ack(self, token: tuple) -> None:
+        pass
+
+    def rewind(self) -> None:
+        pass
+
+    def sync_if_due(self, now: float | None = None) -> None:
+        pass
+
+    def sync(self, now: float | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
 def _parse(data: bytes, offset: int) -> tuple[int, int] | None:
     if len(data) - offset < HEADER_BYTES:
         return None

@@ -281,3 +281,19 @@ def test_events_are_built_valid_and_in_canonical_byte_order(down_client):
         item = client._q.items.pop()
         event = client._build_event(item)
         assert packer.pack(event) == wire.pack(validate_event(event)), kwargs
+
+
+def test_an_unusable_spool_dir_does_not_stop_the_app_events_wait_in_memory(tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    client = Client(dead_endpoint(), service="unit", spool_dir=str(blocker / "spool"), ack_timeout=0.1, queue_size=30)
+    try:
+        wait_until(lambda: "spool unavailable" in (client.stats()["last_error"] or ""), 5, message="spool problem reported")
+        for _ in range(200):
+            client.emit("authn.login")
+        stats = client.stats()
+        assert stats["spooled"] == 0 and stats["dropped"] > 0
+        assert accounted(stats) == 200
+        assert any("spool unavailable" in r.getMessage() for r in caplog.records)
+    finally:
+        client.close(0)
