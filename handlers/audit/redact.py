@@ -47,11 +47,17 @@ class Redactor:
         return known
 
     def redact(self, event: dict) -> tuple[dict, list[str]]:
-        """A copy of ``event`` safe to store, and the names of what was removed."""
-        out = dict(event)
+        """``event`` made safe to store (a copy when anything changes; the
+        original is never modified), and the names of what was removed."""
         removed: list[str] = []
         attrs = event.get("attrs")
-        if isinstance(attrs, dict):
+        secret = isinstance(attrs, dict) and any(self.is_secret(key) for key in attrs)
+        hashed = any(isinstance(event.get(top), dict) and event[top].get(sub) is not None if sub
+                     else event.get(top) is not None for top, sub in self.hash_fields)
+        if not secret and not hashed:
+            return event, removed  # the common case: nothing to hide, no copy
+        out = dict(event)
+        if secret:
             kept = {}
             for key, value in attrs.items():
                 if self.is_secret(key):
