@@ -255,7 +255,7 @@ class Client:
 
     def _check_fields_only(self, event_type: Any, fields: Mapping[str, Any]) -> None:
         """Validate what ``emit`` would, without emitting (for ``verify``)."""
-        _check("type", event_type)
+        self._check_type(event_type)
         for name, value in fields.items():
             if value is not None and name != "traceparent":
                 _check(name, value)

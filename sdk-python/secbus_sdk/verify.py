@@ -36,6 +36,8 @@ _ALLOWED = ("actor", "resource", "attrs", "severity", "traceparent")
 class Verification:
     """What ``with client.verify(...) as v`` gives: call ``v.fail(reason)`` to record a failure."""
 
+    __slots__ = ("_client", "_type", "_fail_on", "_fields", "_start", "outcome", "reason", "event_id")
+
     def __init__(self, client: "Client", event_type: str, fail_on: tuple, fields: dict, validate: bool = True):
         if validate:
             _validate(client, event_type, fail_on, fields)
@@ -88,11 +90,16 @@ def _validate(client: "Client", event_type: str, fail_on: tuple, fields: dict) -
     for name in fields:
         if name not in _ALLOWED:
             raise ValueError(f"{name}: not an event field verify() accepts; use one of {', '.join(_ALLOWED)}")
-    if not isinstance(fail_on, tuple) or not all(isinstance(c, type) and issubclass(c, BaseException) for c in fail_on):
+    if fail_on.__class__ is not tuple or not all(isinstance(c, type) and issubclass(c, BaseException) for c in fail_on):
         raise ValueError(f"fail_on: expected a tuple of exception classes, got {fail_on!r}")
     # A bad field is the caller's bug, reported before their code runs rather
-    # than on the way out of it.
-    client._check_fields_only(event_type, fields)
+    # than on the way out of it.  A type seen before skips the full check.
+    try:
+        known = event_type in client._types
+    except TypeError:
+        known = False
+    if not known or fields:
+        client._check_fields_only(event_type, fields)
 
 
 def verified_decorator(client: "Client", event_type: str, falsy_is_failure: bool, fail_on: tuple, fields: dict) -> Callable:
