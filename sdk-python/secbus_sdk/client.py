@@ -405,6 +405,7 @@ class Client:
             "spool_bytes": spool.bytes,
             "spool_events": spool.events,
             "spool_torn": spool.torn,
+            "bad_replies": c.bad_replies,
         }
 
     def _after_fork_in_child(self) -> None:

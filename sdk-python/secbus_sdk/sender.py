@@ -95,7 +95,7 @@ class Counters:
     connected: bool = False
     last_error: str | None = None
     last_error_at: float = 0.0
-    extra: dict = field(default_factory=dict)
+    bad_replies: int = 0
 
 
 class Sender:
@@ -306,6 +306,7 @@ class Sender:
             try:
                 command, body = wire.decode_frames(frames)
             except wire.WireError as exc:
+                self.counters.bad_replies += 1
                 self._error(f"broker reply: {exc}")
                 continue
             if command == wire.ACK:
