@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import subprocess
 import sys
 import time
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {name}: {sec.status} {sec.reason} ({sec.seconds:.0f} s)", flush=True)
         # write after every section so an interrupted run keeps what it measured
         finished = dt.datetime.now(dt.timezone.utc)
-        meta.update(finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC"), seconds=(finished - started).total_seconds())
+        meta.update(finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC"), seconds=(finished - started).total_seconds(),
+                    load_average_now=[round(x, 2) for x in os.getloadavg()])
         md, js = report.write(args.out, meta, sections)
     print(f"[bench] wrote {md} and {js}")
     return 1 if any(s.status == "error" for s in sections) else 0

@@ -34,7 +34,10 @@ def to_markdown(meta: dict, sections: list[Section]) -> str:
         "",
         f"Run {meta['started']} to {meta['finished']} ({meta['seconds']:.0f} s), commit `{meta.get('commit', '?')}`.",
         "Figures are medians of interleaved repetitions; ratios compare with a baseline measured in the same run.",
-        "This machine is shared and noisy: read ratios before absolute numbers.",
+        "This machine is shared and noisy: read ratios before absolute numbers. Load average (1, 5, 15 min) at the start "
+        f"{meta['machine'].get('load_average_at_start')}, at the end {meta.get('load_average_now')} on "
+        f"{meta['machine'].get('cores')} cores.",
+        "What limits each missed target, and the profiles behind it: [FINDINGS.md](../FINDINGS.md).",
         "",
         "## Machine",
         "",
