@@ -202,3 +202,13 @@ def test_the_rules_in_force_are_listed_over_http(alerting):
     assert rules["authn-brute-force"]["kind"] == "threshold" and rules["authn-brute-force"]["window_s"] == 60
     assert len(rules) >= 12
     assert broker.get("/alerting/alerts/nope?limit=x") == (400, json.dumps({"error": "limit: expected a non-negative integer, got 'x'"}))
+
+
+def test_suppression_never_hides_an_escalation(alerting):
+    broker = alerting()
+    t0 = time.time_ns()
+    publish(broker, [login("failure", "grace", t0=t0, dt=i * 0.05) for i in range(55)])
+    sentinel(broker, "after the long burst")
+    high, critical = fired(broker, "authn-brute-force")
+    assert (high["severity"], critical["severity"]) == ("high", "critical")
+    assert critical["escalates"] == high["id"] and critical["count"] == 50
