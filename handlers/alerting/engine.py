@@ -1,8 +1,10 @@
 """The alerting engine: rules over events and traces, windows, suppression.
 
 Pure logic, no I/O: events and closed traces go in, alerts come out through
-the ``publish`` callable, and :meth:`Engine.snapshot` / :meth:`Engine.restore`
-carry the state across restarts (``plugin.py`` stores it).
+the ``publish`` callable, and :meth:`Engine.changes` / :meth:`Engine.restore`
+carry the state across restarts incrementally: only the groups touched since
+the last save are written (``plugin.py`` and ``ledger.py`` store them), so a
+save costs in proportion to what changed, not to the whole state.
 
 Time is *event time*: windows and suppression are measured with the events'
 ``ts`` (a trace's ``last_ts``), never the wall clock, so a replay of the same
@@ -99,6 +101,8 @@ class Engine:
         self._event_rules = [r for r in rules if r.kind != "trace"]
         self._trace_rules = [r for r in rules if r.kind == "trace"]
         self._by_type: dict[Any, list[Rule]] = {}
+        self._dirty: set[tuple[str, str]] = set()     # (rule, group key) touched since the last save
+        self._removed: set[tuple[str, str]] = set()   # dropped since the last save
 
     # --------------------------------------------------------------- inputs
     def process_events(self, events: list[dict]) -> int:
@@ -158,11 +162,14 @@ class Engine:
         group = groups.get(key)
         if group is None:
             if len(groups) >= self.max_groups:
-                groups.popitem(last=False)
+                old, _ = groups.popitem(last=False)
                 self.evicted_groups += 1
+                self._removed.add((rule.name, old))
+                self._dirty.discard((rule.name, old))
             group = groups[key] = _Group()
         else:
             groups.move_to_end(key)
+        self._dirty.add((rule.name, key))
         return group
 
     def _on_match(self, rule: Rule, event: dict) -> None:
@@ -344,18 +351,43 @@ class Engine:
             for key in [k for k, g in groups.items()
                         if g.last_ts <= horizon and (g.alert is None or g.alert["until"] <= now_ts)]:
                 del groups[key]  # its window entries are all older than the window
+                self._removed.add((rule.name, key))
+                self._dirty.discard((rule.name, key))
+
+    def header(self) -> dict:
+        return {"last_event_seq": self.last_event_seq, "last_trace_seq": self.last_trace_seq}
+
+    def changes(self) -> tuple[dict, list[tuple[str, str, dict]], list[tuple[str, str]]]:
+        """What changed since the last call: the header, the touched groups
+        (rule, key, state) in least-recently-active-first order, and the
+        dropped ones; then start counting afresh."""
+        touched = []
+        for name, key in self._dirty:
+            group = self.groups.get(name, {}).get(key)
+            if group is not None:
+                touched.append((group.last_ts, name, key, group))
+        touched.sort(key=lambda item: item[0])  # event time approximates recency for the LRU order
+        upserts = [(name, key, group.to_json()) for _, name, key, group in touched]
+        removed = list(self._removed)
+        self._dirty.clear()
+        self._removed.clear()
+        return self.header(), upserts, removed
 
     def snapshot(self) -> dict:
-        return {"last_event_seq": self.last_event_seq, "last_trace_seq": self.last_trace_seq,
-                "groups": {name: [[k, g.to_json()] for k, g in groups.items()]
-                           for name, groups in self.groups.items()}}
+        """The whole state (for tests and tools; saving uses :meth:`changes`)."""
+        return {**self.header(), "groups": {name: [[k, g.to_json()] for k, g in groups.items()]
+                                            for name, groups in self.groups.items()}}
 
     def restore(self, data: dict) -> None:
+        """Load a saved state: the header keys and ``groups`` as {rule: [[key, state], ...]}
+        in least-recently-active-first order.  Groups of rules that no longer exist are dropped."""
         self.last_event_seq = data.get("last_event_seq", -1)
         self.last_trace_seq = data.get("last_trace_seq", -1)
         for name, items in data.get("groups", {}).items():
-            if name in self.groups:  # a rule removed since: its state goes
+            if name in self.groups:
                 self.groups[name] = OrderedDict((k, _Group.from_json(g)) for k, g in items)
+            else:
+                self._removed.update((name, k) for k, _ in items)
 
 
 def _ref(event: dict) -> Ref:

@@ -2,10 +2,13 @@
 
 One sqlite database (``<data_dir>/alerting/state.db``, WAL mode):
 
-* ``state``: the engine's snapshot (windows, open suppression windows, the
-  last event and trace ``seq`` processed) as JSON.  Saved after every batch
-  that published an alert (so a restart never repeats an alert) and at
-  most every ``state_interval`` seconds otherwise, and at shutdown.
+* ``state`` and ``groups``: the engine's state: the last event and trace
+  ``seq`` processed, and one row per rule and group (its window entries,
+  sequence progress and open suppression window, as JSON) ordered by when it
+  was last active.  Only the groups touched since the last save are
+  written, so a save costs what changed, not the whole state.  Saved after
+  every batch that published an alert (so a restart never repeats an alert),
+  at most every ``state_interval`` seconds otherwise, and at shutdown.
 * ``suppressed``: one row per suppressed event under the id of the alert
   that stood for it, so "what did this alert hide?" always has an answer
   (``GET /alerting/alerts/{id}`` on the broker's HTTP port).  Pruned to the
@@ -23,6 +26,9 @@ from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    rule TEXT NOT NULL, key TEXT NOT NULL, touched INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (rule, key));
 CREATE TABLE IF NOT EXISTS suppressed (
     alert_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
     trace_id TEXT NOT NULL, ts INTEGER NOT NULL);
@@ -41,26 +47,46 @@ class Ledger:
         self.db.executescript(SCHEMA)
         self.pending: list[tuple] = []
         self._writes = 0
+        self._touched = 0
 
     def add(self, alert_id: str, ref: tuple) -> None:
         ts, seq, event_id, trace_id = ref
         self.pending.append((alert_id, seq, event_id, trace_id, ts))
 
     def load_state(self) -> dict | None:
+        """The saved engine state in the shape ``Engine.restore`` takes, or None."""
         row = self.db.execute("SELECT v FROM state WHERE k = 'engine'").fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        state = json.loads(row[0])
+        groups: dict[str, list] = {}
+        for rule, key, data in self.db.execute("SELECT rule, key, data FROM groups ORDER BY touched"):
+            groups.setdefault(rule, []).append([key, json.loads(data)])
+        state["groups"] = groups
+        (self._touched,) = self.db.execute("SELECT COALESCE(MAX(touched), 0) FROM groups").fetchone()
+        return state
 
-    def commit(self, state: dict | None) -> None:
-        """Write pending ledger rows and (if given) the engine state in one transaction."""
-        if not self.pending and state is None:
+    def commit(self, changes: tuple | None) -> None:
+        """Write pending ledger rows and (if given) the engine's changes
+        (header, upserted groups, removed groups) in one transaction."""
+        if not self.pending and changes is None:
             return
         with self.db:
             self.db.execute("BEGIN")
             if self.pending:
                 self.db.executemany("INSERT INTO suppressed VALUES (?, ?, ?, ?, ?)", self.pending)
                 self._writes += len(self.pending)
-            if state is not None:
-                self.db.execute("INSERT OR REPLACE INTO state VALUES ('engine', ?)", (json.dumps(state),))
+            if changes is not None:
+                header, upserts, removed = changes
+                self.db.execute("INSERT OR REPLACE INTO state VALUES ('engine', ?)", (json.dumps(header),))
+                if removed:
+                    self.db.executemany("DELETE FROM groups WHERE rule = ? AND key = ?", removed)
+                if upserts:
+                    rows = []
+                    for rule, key, data in upserts:
+                        self._touched += 1
+                        rows.append((rule, key, self._touched, json.dumps(data)))
+                    self.db.executemany("INSERT OR REPLACE INTO groups VALUES (?, ?, ?, ?)", rows)
             if self._writes > self.max_rows // 10:
                 self.db.execute("DELETE FROM suppressed WHERE rowid <= (SELECT MAX(rowid) FROM suppressed) - ?",
                                 (self.max_rows,))

@@ -3,7 +3,7 @@
 Settings (``[handlers.alerting]``, docs/alerting.md): ``rules`` (a rules
 file, added to the defaults), ``default_rules`` (true), ``max_groups``
 (10000 per rule), ``max_ids`` (100 event ids per alert), ``state_interval``
-(5 s), ``ledger_max_rows`` (1000000).
+(1 s), ``ledger_max_rows`` (1000000).
 
 Alerts go out through ``app.publish_alert``: the broker appends them to its
 alerts stream, from which the feed (``alert.<severity>``) and every
@@ -29,7 +29,7 @@ class AlertingHandler:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.ledger: Ledger | None = None
-        self.state_interval_ns = 5 * 10**9
+        self.state_interval_ns = 10**9
         self._saved_at = 0
         self._max_ts = 0
 
@@ -39,7 +39,7 @@ class AlertingHandler:
         rules = load_rules(s.path("rules", None, base=app.data_dir), s.boolean("default_rules", True))
         max_groups = s.integer("max_groups", 10_000, minimum=1)
         max_ids = s.integer("max_ids", 100, minimum=1)
-        self.state_interval_ns = int(s.number("state_interval", 5.0) * 1e9)
+        self.state_interval_ns = int(s.number("state_interval", 1.0) * 1e9)
         ledger_rows = s.integer("ledger_max_rows", 1_000_000, minimum=1)
         s.reject_unknown()
         self.ledger = Ledger(app.data_dir / "alerting" / "state.db", ledger_rows)
@@ -60,7 +60,7 @@ class AlertingHandler:
         if due:
             self.engine.sweep(self._max_ts)
             self._saved_at = now
-        self.ledger.commit(self.engine.snapshot() if due else None)
+        self.ledger.commit(self.engine.changes() if due else None)
 
     @hookimpl
     def on_events(self, events: list[dict]) -> None:
@@ -75,7 +75,7 @@ class AlertingHandler:
     @hookimpl
     def shutdown(self) -> None:
         if self.engine is not None and self.ledger is not None:
-            self.ledger.commit(self.engine.snapshot())
+            self.ledger.commit(self.engine.changes())
             self.ledger.close()
 
     async def _suppressed_route(self, request: web.Request) -> web.Response:

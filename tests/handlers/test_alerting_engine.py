@@ -314,3 +314,26 @@ def test_alert_carries_every_documented_key():
                 "event_ids", "trace_ids", "summary"):
         assert key in alert, key
     assert alert["summary"] == "5 failed logins for tenant=default,actor.user=alice within 60s"
+
+
+def test_state_is_saved_incrementally_and_restores_through_the_ledger(tmp_path):
+    from secbus.handlers.alerting.ledger import Ledger
+    ledger = Ledger(tmp_path / "state.db")
+    engine, alerts = defaults()
+    engine.process_events([login("failure", user="ann", t=i) for i in range(3)])
+    engine.process_events([login("failure", user="ben", t=i) for i in range(4)])
+    header, upserts, removed = engine.changes()
+    assert {key for rule, key, _ in upserts if rule == "authn-brute-force"} >= {"tenant=default,actor.user=ann",
+                                                                           "tenant=default,actor.user=ben"}
+    ledger.commit((header, upserts, removed))
+    engine.process_events([login("failure", user="ben", t=5)])     # ben's 5th: an alert
+    header, upserts, removed = engine.changes()
+    assert all("ann" not in key for _, key, _ in upserts)           # only what changed is written
+    ledger.commit((header, upserts, removed))
+    ledger.close()
+    again, alerts2 = defaults()
+    again.restore(Ledger(tmp_path / "state.db").load_state())
+    again.process_events([login("failure", user="ann", t=6), login("failure", user="ann", t=7),
+                          login("failure", user="ben", t=8)])
+    assert [a["group"] for a in of_rule(alerts2, "authn-brute-force")] == ["tenant=default,actor.user=ann"]
+    assert again.last_event_seq == engine.last_event_seq + 3
