@@ -127,11 +127,22 @@ def parse_rule(raw: Any, origin: str) -> Rule | None:
         steps = raw.get("steps")
         if not isinstance(steps, list) or len(steps) < 2:
             raise RuleError(f"{where}: steps: expected a list of at least two step tables, got {steps!r}")
+        type_tests = []
         for i, step in enumerate(steps):
             if not isinstance(step, dict) or set(step) - {"where", "count"}:
                 raise RuleError(f"{where}: steps[{i}]: expected a table with where and optional count, got {step!r}")
             rule.steps.append(Step(compile_where(f"{where}: steps[{i}].where", step.get("where")),
                                    _count(where, f"steps[{i}].count", step.get("count", 1))))
+            step_where = step.get("where")
+            type_tests.append(compile_test(f"{where}: steps[{i}].where", "type", step_where["type"])
+                              if isinstance(step_where, dict) and "type" in step_where else None)
+        if "where" not in raw:
+            # Without its own where, a sequence sees only events that could be one of its steps.
+            step_wheres = [st.where for st in rule.steps]
+            base = rule.where
+            rule.where = lambda event: base(event) and any(w(event) for w in step_wheres)
+            if all(t is not None for t in type_tests):
+                rule.type_test = lambda value: any(t(value) for t in type_tests)
     if kind == "trace":
         rule.trace_where = compile_where(f"{where}: trace_where", raw.get("trace_where"))
         require = raw.get("require", [])

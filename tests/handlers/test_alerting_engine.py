@@ -337,3 +337,11 @@ def test_state_is_saved_incrementally_and_restores_through_the_ledger(tmp_path):
                           login("failure", user="ben", t=8)])
     assert [a["group"] for a in of_rule(alerts2, "authn-brute-force")] == ["tenant=default,actor.user=ann"]
     assert again.last_event_seq == engine.last_event_seq + 3
+
+
+def test_a_sequence_rule_only_tracks_events_that_could_be_one_of_its_steps():
+    engine, alerts = defaults()
+    engine.process_events([make_event("authz.permission.check", "failure", user="zoe", ts=T0)])
+    assert "tenant=default,actor.user=zoe" not in engine.groups["authn-success-after-failures"]
+    engine.process_events([login("failure", user="zoe", t=1)])
+    assert "tenant=default,actor.user=zoe" in engine.groups["authn-success-after-failures"]
