@@ -58,7 +58,7 @@ def format_rfc5424(alert: dict, *, facility: int = 4, hostname: str | None = Non
     params = [("id", alert.get("id")), ("rule", alert.get("rule")), ("severity", alert.get("severity")),
               ("group", alert.get("group")), ("count", alert.get("count")), ("suppressed", alert.get("suppressed", 0)),
               ("first_ts", alert.get("first_ts")), ("last_ts", alert.get("last_ts")),
-              ("trace_ids", ",".join(alert.get("trace_ids") or []))]
+              ("trace_ids", ",".join(map(str, alert.get("trace_ids") or [])))]
     sd = f"[secbus@{enterprise_id} " + " ".join(f'{k}="{_sd_escape(v)}"' for k, v in params if v is not None) + "]"
     header = (f"<{facility * 8 + severity}>1 {timestamp} {_token(hostname or socket.gethostname(), 255)} "
               f"{_token(app_name, 48)} {_token(procid or os.getpid(), 128)} {_token(alert.get('rule') or '', 32)}")

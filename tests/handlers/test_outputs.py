@@ -202,3 +202,13 @@ def test_an_alert_with_a_value_json_cannot_hold_is_still_written_not_retried_for
     out.shutdown()
     [line] = (tmp_path / "alerts.jsonl").read_text().splitlines()
     assert json.loads(line)["extra"] == repr(b"\x00raw")
+
+
+def test_outputs_take_a_sparse_third_party_alert_without_raising(tmp_path, caplog):
+    sparse = {"id": 7, "rule": None, "trace_ids": [1, None], "summary": "x"}
+    assert b"[secbus@32473" in format_rfc5424(sparse)
+    out = LogOutput()
+    out.startup(PluginHandle("alert-log", {}, tmp_path))
+    with caplog.at_level(logging.INFO, logger="secbus.alerts"):
+        out.on_alert(sparse)
+    assert caplog.records[0].levelno == logging.WARNING
