@@ -368,6 +368,10 @@ class Client:
         finally:
             self._q.close()
             self._sender.stop(max(5.0, timeout))
+            leftover = len(self._q.items)  # emitted by another thread while close() ran
+            if leftover:
+                self._q.items.clear()
+                self._q.count_drop("emitted while the client was closing", leftover)
             if self._fallback is not None:
                 self._fallback.close()
             try:
