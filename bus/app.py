@@ -42,6 +42,7 @@ from .consumers.wakeup import Wakeup
 from .http import HttpServer
 from .ingest import Ingest
 from .log import open_log
+from .log.cache import CachedLog
 
 log = logging.getLogger("secbus")
 
@@ -80,7 +81,7 @@ class Broker:
     def start(self) -> None:
         prepare_data_dir(self.data_dir)
         self._lock()
-        self.log = open_log(self.data_dir, durability=self.config["log"]["durability"])
+        self.log = CachedLog(open_log(self.data_dir, durability=self.config["log"]["durability"]))
         heads = {s: self.log.head(s) for s in ("events", "traces", "alerts")}
         self.wakeup = Wakeup(heads)
         self.security.start(self.ctx)  # the ZAP handler must run before any CURVE socket binds

@@ -8,9 +8,9 @@ events in log order and a clock, and makes it survive restarts:
   event read" but "just before the oldest event of a still-open trace"
   (or the last event read when nothing is open).  After a crash or restart
   the runner replays from there and rebuilds every open trace: nothing is lost.
-* Replaying may close again a trace that was already stored; the traces
-  stream ignores a trace with the same (tenant, trace_id, first event seq),
-  so no trace is stored twice.
+* Replaying may close again a trace that was already stored; traces that
+  hold an event read before this start are appended with ``dedupe`` (same
+  tenant, trace_id and first event seq: skipped), so no trace is stored twice.
 * Closed traces and the cursor are written in one transaction.
 * While catching up on a backlog, idleness is measured on the log's clock
   (the ``received_ns`` of the last event read), not the wall clock.  Once the
@@ -138,7 +138,9 @@ class CorrelatorRunner:
         cursor = self.position if oldest is None else min(self.position, oldest - 1)
         if not closed and cursor == self.cursor:
             return
-        self.log.append("traces", closed, cursor=(NAME, cursor))
+        # a trace holding events read before this start may have been stored before a crash
+        replayed = any((t.get("first_seq") or 0) <= self.replay_until for t in closed)
+        self.log.append("traces", closed, cursor=(NAME, cursor), dedupe=replayed)
         self.cursor = cursor
         if closed:
             self.closed += len(closed)

@@ -29,8 +29,10 @@ STREAMS = ("events", "traces", "alerts")
 class StampedEvent:
     """One validated event ready to append: its encoded body and the stamped columns.
 
-    ``body`` is the canonical msgpack of the event *without* the broker's
-    fields; readers add ``seq``, ``received_ns``, ``publisher`` and ``tenant``."""
+    ``body`` is the msgpack of the event *without* the broker's fields;
+    readers add ``seq``, ``received_ns``, ``publisher`` and ``tenant``.
+    ``event`` is the decoded, validated dict when ingest has it (the read
+    cache hands it to consumers without decoding ``body`` again)."""
 
     id: str
     ts: int
@@ -40,6 +42,7 @@ class StampedEvent:
     publisher: str
     tenant: str
     body: bytes
+    event: dict | None = None
 
 
 class EventLog(ABC):
@@ -53,11 +56,12 @@ class EventLog(ABC):
         When this returns, every new event is committed."""
 
     @abstractmethod
-    def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None) -> list[int | None]:
-        """Append records to ``traces`` or ``alerts``; return their offsets
-        (``None`` for a trace already stored: same tenant, trace_id and first
-        event). ``cursor=(consumer, offset)`` sets that consumer's ``events``
-        cursor in the same transaction (the correlator uses it)."""
+    def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> list[int | None]:
+        """Append records to ``traces`` or ``alerts`` in one transaction; return
+        their offsets.  With ``dedupe``, a trace already stored (same tenant,
+        trace_id and ``first_seq``) is skipped and its offset is ``None``.
+        ``cursor=(consumer, offset)`` sets that consumer's ``events`` cursor in
+        the same transaction (the correlator uses it)."""
 
     # --- reading -----------------------------------------------------------
     @abstractmethod

@@ -13,6 +13,10 @@ Why these choices (numbers from ARCHITECTURE.md "Measured facts"):
   durable against a crash of the broker process (``kill -9``), not against
   power loss.  ``durability = "fsync"`` uses ``synchronous=FULL``: every
   commit is fsynced before the ACK, durable against power loss, slower.
+* Traces have one index, on ``trace_id`` (lookups need it).  A replay after a
+  restart may close a trace again; the correlator then asks :meth:`append`
+  to ``dedupe`` (one index probe per replayed trace) instead of paying a
+  second random-key UNIQUE index on every insert.
 * Events are keyed by ``seq`` (the rowid, so appends go to the end of the
   B-tree) with one UNIQUE index on the event id.  UUIDv7 ids are time ordered,
   so that index also appends.  There is deliberately *no* index on
@@ -36,8 +40,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import msgpack
-
-from secbus_sdk.wire import pack
 
 from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
 
@@ -72,7 +74,6 @@ CREATE TABLE IF NOT EXISTS traces (
     closed_ns INTEGER NOT NULL,
     body BLOB NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS traces_key ON traces (tenant, trace_id, first_seq);
 CREATE INDEX IF NOT EXISTS traces_trace ON traces (trace_id);
 CREATE TABLE IF NOT EXISTS alerts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -184,22 +185,26 @@ class SqliteLog(EventLog):
             self._events_head = head
         return seqs
 
-    def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None) -> list[int | None]:
+    def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> list[int | None]:
         _, st = self._conns()
         now = time.time_ns()
         out: list[int | None] = []
         st.execute("BEGIN IMMEDIATE")
         try:
             for record in records:
-                body = pack({k: v for k, v in record.items() if k != "seq"})
+                body = msgpack.packb({k: v for k, v in record.items() if k != "seq"}, use_bin_type=True)
                 if stream == "traces":
                     events = record.get("events") or []
-                    first_seq = min((e.get("seq", 0) for e in events), default=0)
+                    first_seq = record.get("first_seq") or min((e.get("seq", 0) for e in events), default=0)
+                    key = (record["trace_id"], record["tenant"], first_seq)
+                    if dedupe and st.execute("SELECT 1 FROM traces WHERE trace_id = ? AND tenant = ? AND first_seq = ?", key).fetchone():
+                        out.append(None)
+                        continue
                     cur = st.execute(
-                        "INSERT OR IGNORE INTO traces (tenant, trace_id, first_seq, closed_ns, body) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO traces (tenant, trace_id, first_seq, closed_ns, body) VALUES (?, ?, ?, ?, ?)",
                         (record["tenant"], record["trace_id"], first_seq, now, body),
                     )
-                    out.append(cur.lastrowid if cur.rowcount else None)
+                    out.append(cur.lastrowid)
                 elif stream == "alerts":
                     cur = st.execute(
                         "INSERT INTO alerts (severity, created_ns, body) VALUES (?, ?, ?)",
