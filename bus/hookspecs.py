@@ -63,6 +63,10 @@ def on_events(events: list[dict]) -> None:
     ``tenant``. Returning means the batch is handled and the cursor moves
     past it; raising means the same batch comes again after a backoff, so
     make handling idempotent (``seq`` is a good key).
+
+    Treat the events as read-only: the same dicts are handed to every
+    handler (the broker keeps the newest events in memory instead of
+    decoding them once per handler). Copy before changing one.
     """
 
 

@@ -1,0 +1,115 @@
+"""The event log interface on the real SQLite implementation (no broker process).
+
+These pin down what ingest, handlers and correlation rely on: offsets,
+deduplication by id, cursors, lookups by trace and by tenant/type/time, and
+retention that never passes a floor.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from secbus.log.base import StampedEvent
+from secbus.log.cache import CachedLog
+from secbus.log.sqlite import LogMissing, SqliteLog
+from secbus_sdk import wire
+from support.events import make_event
+
+
+def stamped(event: dict, tenant: str = "default", received_ns: int | None = None) -> StampedEvent:
+    return StampedEvent(event["id"], event["ts"], event["type"], event["trace_id"], received_ns or time.time_ns(), "anonymous", tenant, wire.pack(event), dict(event))
+
+
+@pytest.fixture(params=["sqlite", "cached"])
+def log(request, tmp_path):
+    inner = SqliteLog(tmp_path)
+    log = inner if request.param == "sqlite" else CachedLog(inner, capacity=8)
+    yield log
+    log.close()
+
+
+def test_offsets_start_at_one_and_duplicates_get_none(log):
+    a, b = make_event(), make_event()
+    assert log.append_events([stamped(a), stamped(b), stamped(a)]) == [1, 2, None]
+    assert log.append_events([stamped(b), stamped(make_event())]) == [None, 3]
+    assert log.head("events") == 3 and log.first("events") == 1
+    assert [e["id"] for e in log.read("events", 1, 10)][:1] == [b["id"]]
+
+
+def test_reads_are_bounded_and_in_log_order_beyond_the_cache(log):
+    events = [make_event() for _ in range(30)]
+    for i in range(0, 30, 5):
+        log.append_events([stamped(e) for e in events[i : i + 5]])
+    got, after = [], 0
+    while batch := log.read("events", after, 7):
+        assert len(batch) <= 7
+        got += batch
+        after = batch[-1]["seq"]
+    assert [e["id"] for e in got] == [e["id"] for e in events]
+    assert [e["seq"] for e in got] == list(range(1, 31))
+
+
+def test_cursors_are_stored_per_consumer_and_stream(log, tmp_path):
+    assert log.get_cursor("audit", "events") is None
+    log.set_cursor("audit", "events", 42)
+    log.set_cursor("audit", "alerts", 3)
+    reopened = SqliteLog(tmp_path, create=False)
+    try:
+        assert reopened.get_cursor("audit", "events") == 42
+        assert reopened.cursors() == {("audit", "events"): 42, ("audit", "alerts"): 3}
+    finally:
+        reopened.close()
+
+
+def test_query_filters_by_tenant_type_prefix_and_time(log):
+    now = time.time_ns()
+    rows = [
+        (make_event("authn.login", ts=now), "acme"),
+        (make_event("authn.token.verify", ts=now + 10), "acme"),
+        (make_event("authz.check", ts=now + 20), "acme"),
+        (make_event("authn.login", ts=now + 30), "globex"),
+    ]
+    log.append_events([stamped(e, tenant) for e, tenant in rows])
+    assert [e["type"] for e in log.query(tenant="acme", type_prefix="authn.")] == ["authn.login", "authn.token.verify"]
+    assert [e["tenant"] for e in log.query(type_prefix="authn.login")] == ["acme", "globex"]
+    assert [e["ts"] for e in log.query(since_ns=now + 10, until_ns=now + 30)] == [now + 10, now + 20]
+    assert len(log.query(limit=2)) == 2
+
+
+def test_trace_lookup_joins_closed_traces_and_open_events_in_time_order(log):
+    first = make_event(ts=100)
+    second = make_event(trace_id=first["trace_id"], ts=50)
+    late = make_event(trace_id=first["trace_id"], ts=200)
+    log.append_events([stamped(first), stamped(second)])
+    closed = log.read("events", 0, 10)
+    log.append("traces", [{"tenant": "default", "trace_id": first["trace_id"], "events": closed, "first_seq": 1}], cursor=("correlator", 2))
+    log.append_events([stamped(late), stamped(make_event())])
+    found = log.trace(None, first["trace_id"], open_after=2)
+    assert [e["id"] for e in found] == [second["id"], first["id"], late["id"]]
+    assert log.trace("other-tenant", first["trace_id"], open_after=2) == []
+
+
+def test_a_trace_appended_again_with_dedupe_is_stored_once(log):
+    trace = {"tenant": "default", "trace_id": "ab" * 16, "events": [], "first_seq": 7}
+    assert log.append("traces", [trace]) == [1]
+    assert log.append("traces", [trace], dedupe=True) == [None]
+    assert log.append("traces", [{**trace, "first_seq": 9}], dedupe=True) == [2]
+
+
+def test_retention_deletes_by_age_but_never_past_the_floor(log):
+    old = time.time_ns() - 10**12
+    log.append_events([stamped(make_event(), received_ns=old) for _ in range(10)])
+    log.append_events([stamped(make_event())])
+    deleted = log.retain(max_age_ns=10**9, max_bytes=10**12, floor={"events": 4}, now_ns=time.time_ns())
+    assert deleted == 4 and log.first("events") == 5
+    while log.retain(max_age_ns=10**9, max_bytes=10**12, floor={"events": 11}, now_ns=time.time_ns()):
+        pass
+    assert log.first("events") == 11  # the fresh event stays
+    assert log.head("events") == 11
+
+
+def test_opening_a_missing_log_without_create_names_the_path(tmp_path):
+    with pytest.raises(LogMissing, match="no event log in"):
+        SqliteLog(tmp_path / "nowhere", create=False)
