@@ -19,7 +19,7 @@ pytest.importorskip("secbus.consumers.feed", reason="the broker's live feed is n
 
 @pytest.fixture
 def keys(tmp_path):
-    return {n: KeyPair(tmp_path / "keys", n) for n in ("broker", "web", "payments", "soc", "ops")}
+    return {n: KeyPair(tmp_path / "keys", n) for n in ("broker", "web", "payments", "soc", "ops", "stranger")}
 
 
 def subscriber(ctx, broker, pair, topics):
@@ -50,6 +50,7 @@ def test_tenant_subscribers_see_only_their_tenant_and_admin_sees_all(tmp_path, k
             "acme-snoop": subscriber(ctx, broker, keys["ops"], [b"globex/", b"event.", b"_/"]),  # all refused
             "globex-events": subscriber(ctx, broker, keys["payments"], [b"globex/event.", b"globex/trace", b"globex/alert."]),
             "admin": subscriber(ctx, broker, keys["soc"], [b""]),
+            "stranger": subscriber(ctx, broker, keys["stranger"], [b""]),  # not on the allow-list
         }
         wait_until(lambda: broker.healthz()["security"].get("feed_subscriptions", 0) >= 5 and broker.healthz()["security"]["feed_denied"] >= 3,
                    message=lambda: f"subscriptions applied: {broker.healthz()['security']}")
@@ -81,6 +82,8 @@ def test_tenant_subscribers_see_only_their_tenant_and_admin_sees_all(tmp_path, k
         assert all(t.startswith(b"acme/") for t, _ in acme), [t for t, _ in acme]
         assert all(b.get("tenant", "acme") == "acme" for t, b in acme if not t.startswith(b"acme/alert."))
         assert got["acme-snoop"] == []
+        assert got["stranger"] == []
+        assert broker.healthz()["security"]["handshakes_denied"] >= 1
         assert got["globex-events"] and all(t.startswith(b"globex/") for t, _ in got["globex-events"])
         acme_ids = {b["id"] for t, b in acme if t.startswith(b"acme/event.")}
         globex_ids = {b["id"] for t, b in got["globex-events"] if t.startswith(b"globex/event.")}

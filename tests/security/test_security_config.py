@@ -59,3 +59,22 @@ def test_http_token_makes_a_non_loopback_http_bind_acceptable(tmp_path):
     sec = Security.from_config(cfg)
     assert not [w for w in sec.check_binds("tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "0.0.0.0:3") if "WARNING" in w]
     assert "t0ken" not in repr(sec.stats())
+
+
+def test_auth_settings_come_from_the_toml_file_and_the_environment(tmp_path):
+    from secbus.config import ConfigError, load
+
+    web = KeyPair(tmp_path, "web")
+    broker = KeyPair(tmp_path, "broker")
+    path = tmp_path / "secbus.toml"
+    path.write_text(
+        '[auth]\nserver_secret_key_file = "broker.key_secret"\n'
+        f'[[auth.clients]]\nname = "web"\npublic_key = "{web.public_text}"\ntenant = "acme"\ntypes = ["authn."]\n'
+    )
+    config = load(path, environ={"SECBUS_HTTP_TOKEN": "from-env", "SECBUS_INGEST_RATE_PER_PUBLISHER": "50"})
+    sec = Security.from_config(config)
+    assert sec.curve and sec.server_public == broker.public and sec.allow_list.by_name("web").tenant == "acme"
+    assert sec.http_token == "from-env" and sec.rate_limiter.rate == 50
+    path.write_text('[auth]\nserver_key_file = "x"\n')
+    with pytest.raises(ConfigError, match="auth.server_key_file: unknown option"):
+        load(path, environ={})
