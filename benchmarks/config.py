@@ -43,7 +43,7 @@ MODES = {
                    alert_trials=2, backlog_events=5000, soak_seconds=8, soak_kill_interval=3,
                    batches=(10,), publishers=(1,)),
     "quick": Config(mode="quick", repeats=5, verify_iterations=20000, emit_calls=50000, emit_burst=2000,
-                    syslog_events=20000, ingest_events_per_publisher=40000, ingest_time_limit=20, ingest_repeats=3,
+                    syslog_events=20000, ingest_events_per_publisher=40000, ingest_time_limit=15, ingest_repeats=3,
                     e2e_duration=2.0, backlog_events=200_000, soak_seconds=60, soak_kill_interval=12),
     "full": Config(mode="full", repeats=9, verify_iterations=50000, emit_calls=200000, emit_burst=2000,
                    syslog_events=100000, ingest_events_per_publisher=200000, ingest_time_limit=60,
