@@ -57,6 +57,8 @@ _CACHE_MAX = 4096
 _time_ns = time.time_ns
 _isfinite = math.isfinite
 _getrandbits = random.getrandbits
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 
 # Objects a forked child must not close for its parent; kept alive so their
 # finalizers never run in the child.
@@ -324,11 +326,10 @@ class Client:
         if tid is None:
             # Trace ids need to be unique, not secret: the fast PRNG, as OpenTelemetry's SDK does
             # (``random`` is reseeded in a forked child by Python itself).
-            tid, sid = _getrandbits(128), _getrandbits(64)
-            if not tid or not sid:
+            h = "%048x" % _getrandbits(192)
+            tid, sid = h[:32], h[32:]
+            if tid == _ZERO_TRACE or sid == _ZERO_SPAN:
                 tid, sid = _event.new_trace_id(), _event.new_span_id()
-            else:
-                tid, sid = "%032x" % tid, "%016x" % sid
         elif tid.__class__ is int:
             tid, sid = f"{tid:032x}", f"{sid:016x}"
         ev["span_id"] = sid

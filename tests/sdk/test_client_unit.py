@@ -297,3 +297,39 @@ def test_an_unusable_spool_dir_does_not_stop_the_app_events_wait_in_memory(tmp_p
         assert any("spool unavailable" in r.getMessage() for r in caplog.records)
     finally:
         client.close(0)
+
+
+def _spooled_ids(spool_dir) -> list[str]:
+    import msgpack
+
+    spool = Spool(str(spool_dir), 1 << 30)
+    out = []
+    while (rec := spool.next_record()) is not None:
+        out += [e["id"] for e in msgpack.unpackb(rec.payload)]
+    spool.close()
+    return out
+
+
+def test_batches_are_cut_at_the_byte_budget_keeping_order(down_client, tmp_path):
+    spool_dir = tmp_path / "budget"
+    client = down_client(spool_dir=str(spool_dir), spool_max_bytes=64 * 1024, ack_timeout=0.05)  # budget 16 KiB
+    wait_until(lambda: client.stats()["last_error"], 5, message="bus down noticed")
+    ids = [client.emit("authn.login", attrs={"i": i, "pad": "p" * 250}) for i in range(100)]  # ~45 KB: three batches
+    client.close()
+    assert client.stats()["spooled"] == 100 and client.stats()["dropped"] == 0
+    assert _spooled_ids(spool_dir) == ids
+
+
+def test_an_event_too_large_to_send_is_rejected_and_counted_the_rest_go_on(down_client, tmp_path):
+    spool_dir = tmp_path / "large"
+    client = down_client(spool_dir=str(spool_dir), ack_timeout=0.05)
+    wait_until(lambda: client.stats()["last_error"], 5, message="bus down noticed")
+    huge = {f"k{i}": ["x" * 1000] * 64 for i in range(20)}  # about 1.3 MB: over any batch
+    before = client.emit("authn.login")
+    client.emit("authn.login", attrs=huge)
+    after = client.emit("authn.login")
+    client.close()
+    stats = client.stats()
+    assert stats["rejected"] == 1 and stats["spooled"] == 2
+    assert "over the 65536-byte limit" in stats["last_error"] or "bytes" in stats["last_error"]
+    assert _spooled_ids(spool_dir) == [before, after]

@@ -400,3 +400,13 @@ def test_clients_restarting_during_a_long_outage_lose_nothing_spooled_by_earlier
     assert last.flush(60), last.stats()
     assert_exactly_once(later_broker, ids)
     assert len(stored_ids(later_broker)) == 4500
+
+
+def test_an_event_over_the_broker_event_limit_is_rejected_alone(tmp_path, clients):
+    broker = start_broker(tmp_path, handlers=[])
+    client = clients(broker.ingest, tmp_path / "spool")
+    big = {f"k{i}": "x" * 2000 for i in range(40)}  # about 80 KB: over 64 KiB, within a batch
+    ids = [client.emit("authn.login"), client.emit("authn.login", attrs=big), client.emit("authn.login")]
+    assert client.flush(10)
+    assert stored_ids(broker) == [ids[0], ids[2]]
+    assert client.stats()["rejected"] == 1 and client.stats()["acked"] == 2
