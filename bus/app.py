@@ -76,12 +76,14 @@ class Broker:
         self.consumers: list = []
         self.addresses: dict[str, str] = {}
         self._lock_fh = None
+        self._last_retention = 0
+        self._retention_pending = False
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         prepare_data_dir(self.data_dir)
         self._lock()
-        self.log = CachedLog(open_log(self.data_dir, durability=self.config["log"]["durability"]))
+        self.log = CachedLog(open_log(self.data_dir, durability=self.config["log"]["durability"], background_checkpoint=True))
         heads = {s: self.log.head(s) for s in ("events", "traces", "alerts")}
         self.wakeup = Wakeup(heads)
         self.security.start(self.ctx)  # the ZAP handler must run before any CURVE socket binds
@@ -105,6 +107,8 @@ class Broker:
         ingest_thread = threading.Thread(target=self.ingest.run, args=(self.stop_intake,), name="ingest", daemon=True)
         ingest_thread.start()
         self.ingest_thread = ingest_thread
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="checkpoint", daemon=True)
+        self._checkpointer.start()
         self._write_runtime_file()
 
     def _start_consumers(self) -> None:
@@ -128,6 +132,14 @@ class Broker:
                 log.error("handler %s: startup failed, the handler stays stopped: %s", name, runner.last_error)
             self.runners.append(runner)
         self.consumers = [self.correlator, *self.runners, self.feed]
+
+    def _checkpoint_loop(self) -> None:
+        """Checkpoint the log about once a second, off the ingest path (bus/log/sqlite.py)."""
+        while not self.stop_intake.wait(1.0):
+            try:
+                self.log.checkpoint()
+            except Exception as exc:
+                log.error("log checkpoint failed: %s", exc)
 
     def _lock(self) -> None:
         fh = open(self.data_dir / "broker.lock", "a+")
@@ -153,6 +165,7 @@ class Broker:
         end = time.monotonic() + deadline_s
         self.stop_intake.set()
         self.ingest_thread.join()
+        self._checkpointer.join()
         # correlate what is committed, then let handlers drain events, traces and alerts together
         self.correlator.stop(end)
         for runner in self.runners:
@@ -186,15 +199,23 @@ class Broker:
         return floors
 
     def _maintenance(self) -> None:
+        """Retention, called by the ingest thread between groups (the events
+        stream's only writer), at most every ``retention_interval_s`` and for
+        at most ~50 ms at a time, so it never stalls ingest for long."""
         cfg = self.config["log"]
         now = time.time_ns()
-        if now - getattr(self, "_last_retention", 0) < cfg["retention_interval_s"] * 1e9:
+        if not self._retention_pending and now - self._last_retention < cfg["retention_interval_s"] * 1e9:
             return
         self._last_retention = now
+        budget_end = time.monotonic() + 0.05
         try:
-            while self.log.retain(int(cfg["retention_max_age_s"] * 1e9), cfg["retention_max_bytes"], self.retention_floor(), now) and not self.stop_intake.is_set():
-                pass
+            while True:
+                deleted = self.log.retain(int(cfg["retention_max_age_s"] * 1e9), cfg["retention_max_bytes"], self.retention_floor(), now)
+                self._retention_pending = bool(deleted)
+                if not deleted or time.monotonic() > budget_end or self.stop_intake.is_set():
+                    break
         except Exception as exc:
+            self._retention_pending = False
             log.error("retention failed: %s", exc)
 
     def stats(self) -> dict[str, Any]:

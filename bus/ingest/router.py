@@ -105,8 +105,8 @@ class Ingest:
                     self._monitor_events()
                 if sock in ready:
                     self._group(sock)
-                elif self.maintenance is not None:
-                    self.maintenance()
+                if self.maintenance is not None:
+                    self.maintenance()  # cheap unless retention is due
         finally:
             self.sock.disable_monitor()
             self.monitor.close(0)

@@ -115,6 +115,10 @@ class EventLog(ABC):
         bound, never a record with offset > ``floor[stream]`` (the slowest
         ``block`` cursor). Return how many were deleted (call again while > 0)."""
 
+    def checkpoint(self) -> None:
+        """Background upkeep the broker calls about once a second from its own
+        thread (SQLite: move the WAL into the database off the ingest path)."""
+
     @abstractmethod
     def stats(self) -> dict[str, Any]:
         """Size on disk and, per stream, ``head``, ``first`` and ``count``."""

@@ -122,6 +122,9 @@ class CachedLog(EventLog):
     def retain(self, max_age_ns, max_bytes, floor, now_ns, chunk=5000):
         return self.inner.retain(max_age_ns, max_bytes, floor, now_ns, chunk)
 
+    def checkpoint(self) -> None:
+        self.inner.checkpoint()
+
     def stats(self) -> dict[str, Any]:
         out = self.inner.stats()
         with self._lock:
