@@ -167,7 +167,7 @@ class HandlerRunner:
                 for record in batch:
                     hook(**{key: record})
                     self._advance(stream, record["seq"], 1)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit from a plugin is its failure, not the broker's
             self._failed(stream, batch, exc)
             return False
         self._consecutive = 0
@@ -180,7 +180,7 @@ class HandlerRunner:
         self.delivered += n
         self.log.set_cursor(self.name, stream, seq)
 
-    def _failed(self, stream: str, batch: list[dict], exc: Exception) -> None:
+    def _failed(self, stream: str, batch: list[dict], exc: BaseException) -> None:
         self.failures += 1
         self._consecutive += 1
         self.state = "retrying"

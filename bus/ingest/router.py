@@ -22,7 +22,7 @@ from typing import Callable
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from secbus_sdk.wire import OVERLOADED, Limits
+from secbus_sdk.wire import MALFORMED, OVERLOADED, Limits
 
 from ..log.base import EventLog, StampedEvent
 from .requests import PendingPub, RequestHandler, err
@@ -112,6 +112,22 @@ class Ingest:
             self.monitor.close(0)
             sock.close()
 
+    def _recv(self, sock: zmq.Socket) -> tuple[list[zmq.Frame], int]:
+        """One message and its frame count, keeping at most 5 frames (routing id
+        + 4): a request with more is malformed anyway, and its extra frames are
+        dropped as they are read rather than held (ZeroMQ limits each frame's
+        size, not their number)."""
+        frames = [sock.recv(zmq.NOBLOCK, copy=False)]
+        total = 1
+        more = frames[0].more
+        while more:
+            frame = sock.recv(copy=False)
+            total += 1
+            more = frame.more
+            if len(frames) < 5:
+                frames.append(frame)
+        return frames, total
+
     def _monitor_events(self) -> None:
         while True:
             try:
@@ -133,10 +149,14 @@ class Ingest:
         requests = 0
         while requests < self.max_group_requests and len(records) < self.max_group_events:
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames, total = self._recv(sock)
             except zmq.Again:
                 break
             requests += 1
+            if total > len(frames):
+                self.rejects[MALFORMED] += 1
+                replies.append(err(frames[0].bytes, MALFORMED, f"frames: expected 3 (SECBUS1, command, body), got {total - 1}"))
+                continue
             replies.append(self.handler.handle(frames, received_ns, records))
         self.counts["requests"] += requests
         seqs: list = []

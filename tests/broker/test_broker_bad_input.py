@@ -57,6 +57,7 @@ def test_garbage_bytes_get_err_malformed(shared_broker):
 def test_wrong_frame_count_gets_err_malformed(shared_broker):
     expect_err(shared_broker, [wire.MAGIC, wire.PING], "malformed", "got 2")
     expect_err(shared_broker, [wire.MAGIC, wire.PING, wire.pack({}), b"extra"], "malformed", "got 4")
+    expect_err(shared_broker, [b"x"] * 5000, "malformed", "got 5000")  # extra frames are dropped, not held
 
 
 def test_wrong_magic_gets_err_malformed(shared_broker):
