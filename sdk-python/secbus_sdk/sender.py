@@ -595,7 +595,7 @@ class Sender:
             batch.seq = self._seq
         body = b"\x82" + _EVENTS_KEY + batch.payload + _SEQ_KEY + self._packer.pack(batch.seq)
         try:
-            self._sock.send_multipart([wire.MAGIC, wire.PUB, body], zmq.NOBLOCK, copy=False)
+            self._sock.send_multipart([wire.MAGIC, wire.PUB, body], zmq.NOBLOCK)
         except zmq.Again:
             self._go_down(now, f"no connection to {self.config.endpoint}")
             return False
