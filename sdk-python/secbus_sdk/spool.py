@@ -252,7 +252,11 @@ class Spool:
         record = encode_record(payload, events)
         seg = self._write_seg
         if seg is None or seg.size >= self.segment_bytes:
-            seg = self._roll()
+            try:
+                seg = self._roll()
+            except OSError as exc:
+                log.error("secbus spool: cannot start a segment in %s: %s", self.lane_dir, exc.strerror)
+                return False
         offset = seg.size
         try:
             _write_all(self._write_fd, record)
@@ -277,9 +281,11 @@ class Spool:
             os.close(self._write_fd)
             self._write_seg.sealed = True
             self._write_fd = None
+            self._write_seg = None
             self._dirty = False
         seg = _Segment(self._next_seq, os.path.join(self.lane_dir, f"{self._next_seq:020d}.seg"), sealed=False)
         self._next_seq += 1
+        os.makedirs(self.lane_dir, mode=0o700, exist_ok=True)  # in case it was removed under us
         self._write_fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         _fsync_dir(self.lane_dir)
         self._write_seg = seg
@@ -311,14 +317,18 @@ class Spool:
                 self._read_offset = 0
                 continue
             offset = self._read_offset
-            header = self._pread(seg, HEADER_BYTES, offset)
             parsed = None
-            if len(header) == HEADER_BYTES:
-                length, events, crc = _HEADER.unpack(header)
-                if length <= MAX_RECORD_BYTES:
-                    payload = self._pread(seg, length, offset + HEADER_BYTES)
-                    if len(payload) == length and zlib.crc32(payload, zlib.crc32(header[:8])) == crc:
-                        parsed = (length, events, payload)
+            try:
+                header = self._pread(seg, HEADER_BYTES, offset)
+                if len(header) == HEADER_BYTES:
+                    length, events, crc = _HEADER.unpack(header)
+                    if length <= MAX_RECORD_BYTES:
+                        payload = self._pread(seg, length, offset + HEADER_BYTES)
+                        if len(payload) == length and zlib.crc32(payload, zlib.crc32(header[:8])) == crc:
+                            parsed = (length, events, payload)
+            except OSError as exc:
+                self._lose_segment(seg, exc)
+                continue
             if parsed is None:
                 # Corrupted since it was scanned or written (disk trouble): skip the rest.
                 self._cut(seg, offset, seg.size - offset)
@@ -330,6 +340,25 @@ class Spool:
                 continue
             return Record((seg.seq, offset, events), payload, events)
         return None
+
+    def _lose_segment(self, seg: _Segment, exc: OSError) -> None:
+        """A segment that can no longer be read (removed or broken under us): count, log, forget."""
+        self.torn += 1
+        log.error("secbus spool: cannot read %s (%s): %d unacknowledged event(s) in it are lost",
+                  seg.path, exc.strerror or exc, seg.events - seg.acked_events)
+        if self._read_fd_seq == seg.seq and self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd, self._read_fd_seq = None, -1
+        if seg is self._write_seg:
+            os.close(self._write_fd)
+            self._write_fd, self._write_seg, self._dirty = None, None, False
+        index = self._segments.index(seg)
+        del self._segments[index]
+        self._bytes -= seg.size
+        if index < self._read_index:
+            self._read_index -= 1
+        elif index == self._read_index:
+            self._read_offset = 0
 
     def _forget_tail(self, seg: _Segment, offset: int) -> None:
         # Recount what is left of this segment and account the lost bytes.
