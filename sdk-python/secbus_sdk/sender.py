@@ -536,8 +536,15 @@ class Sender:
                 return
         self._to_spool(batch)
 
+    def _spool_append(self, batch: Batch) -> bool:
+        try:
+            return self.spool.append(batch.payload, batch.count)
+        except Exception as exc:  # an unexpected disk problem must not lose the batch in hand
+            self._error(f"spool: append failed ({type(exc).__name__}: {exc}); keeping the batch in memory")
+            return False
+
     def _to_spool(self, batch: Batch) -> None:
-        if self.spool.append(batch.payload, batch.count):
+        if self._spool_append(batch):
             self.counters.spooled += batch.count
         else:
             self._held.append(batch)
@@ -554,7 +561,7 @@ class Sender:
             if self._sendable(now) and self.spool.empty:
                 if not self._send(batch, now):
                     return
-            elif self.spool.append(batch.payload, batch.count):
+            elif self._spool_append(batch):
                 self.counters.spooled += batch.count
             elif self._sendable(now):
                 # Spool full while the broker answers: send out of order rather than stall.
@@ -633,7 +640,7 @@ class Sender:
         # and a closed descriptor number could by then belong to another file.
 
     def _spool_or_drop(self, batch: Batch) -> None:
-        if self.spool.append(batch.payload, batch.count):
+        if self._spool_append(batch):
             self.counters.spooled += batch.count
         else:
             self.counters.dropped += batch.count
