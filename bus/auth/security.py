@@ -207,6 +207,7 @@ class Security:
             "http_denied": self.http_denied,
             "rate_per_publisher": self.rate_limiter.rate,
             "rate_limited": self.rate_limiter.refused,
+            "unauthenticated_requests": self.unauthenticated,
         }
         if self.authenticator is not None:
             zap = self.authenticator.stats()
