@@ -220,6 +220,8 @@ class Sender:
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self.queue.wake_r, zmq.POLLIN)
+        self._pipe_poller = zmq.Poller()
+        self._pipe_poller.register(self.queue.wake_r, zmq.POLLIN)
 
     def _reset_socket(self) -> None:
         """A fresh connection after the broker went silent: no stale queued frames or replies."""
@@ -258,7 +260,26 @@ class Sender:
         # When nothing can be cut (held batches: the spool is full), emitters need not wake
         # us; otherwise a queue half full moves batches to the spool (see _cut_batches).
         stalled = NEVER if self._held else max(1, q.capacity // 2)
-        if n == 0:
+        # Ticking: while traffic flows (batches in flight, room for more), wake once per
+        # linger period, read the ACKs that came meanwhile and send what queued up, instead
+        # of waking for each ACK and for the first event of each batch.  Wake-ups cost far
+        # more than the work (about 100 us of CPU each on a small, busy machine).
+        tick = (
+            self._state == UP
+            and self._in_flight
+            and cutting
+            and self._flush_requested <= self._flushed
+            and not self._stopping
+        )
+        if n == 0 and tick:
+            if self._linger_start is None:
+                self._linger_start = now
+            elif now - self._linger_start >= self.config.linger:
+                tick = False  # a tick found nothing queued: traffic stopped, wait for ACKs and events
+        if n == 0 and tick:
+            q.wake_at = self.config.batch_size
+            timeout = min(timeout, self._linger_start + self.config.linger - now)
+        elif n == 0:
             q.wake_at = 1 if cutting else stalled
             self._linger_start = None
         elif cutting:
@@ -289,7 +310,8 @@ class Sender:
         try:
             # round up: pyzmq truncates a float timeout to whole ms, and 0 means "do not wait",
             # so a wait under 1 ms (the end of a linger) would spin the CPU instead of sleeping
-            ready = dict(self._poller.poll(math.ceil(timeout * 1000)))
+            poller = self._pipe_poller if tick else self._poller
+            ready = dict(poller.poll(math.ceil(timeout * 1000)))
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EINTR:
                 return
