@@ -440,12 +440,19 @@ export class Client {
       waiter.resolve(waiter.event.id);
     }
     this.waiters = [];
-    this.sender.spoolRest();
-    this.sender.stop();
-    this.spool?.close();
-    this.fallbackSink?.close();
-    for (const done of [...this.flushWaiters]) done(false);
-    untrack(this);
+    try {
+      this.sender.spoolRest();
+    } catch (err) {
+      this.counters.lastError = `close: could not spool the rest: ${err.message}`;
+      this.log.warn(this.counters.lastError);
+    } finally {
+      // Whatever happened above, release the socket, the spool lock and the process hooks.
+      this.sender.stop();
+      try { this.spool?.close(); } catch { /* already reported by the spool */ }
+      try { this.fallbackSink?.close(); } catch { /* nothing left to do */ }
+      for (const done of [...this.flushWaiters]) done(false);
+      untrack(this);
+    }
   }
 
   /**

@@ -39,7 +39,8 @@ const PING_FRAME = Buffer.from('PING');
 const EMPTY_MAP = Buffer.from([0x80]);
 const BACKOFF_START_MS = 50;
 const RECEIVE_TIMEOUT_MS = 250;
-const PUB_ENVELOPE_BYTES = 32; // map header, "events", array header, "seq" and a uint64
+const PUB_ENVELOPE_BYTES = 32;
+const SPOOL_SLICE = 4; // batches spooled per turn of the event loop // map header, "events", array header, "seq" and a uint64
 
 function unref(timer) {
   timer?.unref?.();
@@ -92,6 +93,7 @@ export class Sender {
     this.backoffMs = BACKOFF_START_MS;
     this.running = false;
     this.again = false;
+    this.yieldNext = false;
     this.receiving = false;
     this.stopped = false;
     this.sendChain = Promise.resolve();
@@ -158,13 +160,18 @@ export class Sender {
       this.again = false;
       await this.step();
       this.onProgress();
+      if (this.again && this.yieldNext) {
+        // A bounded slice of spooling is done: let the application's I/O run before the next.
+        this.yieldNext = false;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     } while (this.again && !this.stopped);
   }
 
   async step() {
     if (this.stopped) return;
     if (this.mode === 'down') {
-      this.toSpool();
+      this.toSpoolSlice();
       return;
     }
     if (Date.now() < this.pausedUntil) {
@@ -172,7 +179,7 @@ export class Sender {
       return;
     }
     if (this.mode === 'replaying') {
-      this.toSpool();
+      this.toSpoolSlice();
       await this.replayStep();
       return;
     }
@@ -428,24 +435,40 @@ export class Sender {
     this.kick();
   }
 
-  /** Move retried batches and the queue into the spool, in order, while it has room. */
-  toSpool() {
-    if (this.spool === null) return;
-    for (;;) {
+  /**
+   * Spool at most SPOOL_SLICE batches, then come back after the event loop
+   * had its turn: encoding and writing a full queue (10 000 events) at once
+   * would stall the application for tens of milliseconds.
+   */
+  toSpoolSlice() {
+    if (!this.toSpool(SPOOL_SLICE)) {
+      this.again = true;
+      this.yieldNext = true;
+    }
+  }
+
+  /**
+   * Move retried batches and the queue into the spool, in order, while it has
+   * room; returns false when it stopped at `maxBatches` with more to do.
+   */
+  toSpool(maxBatches = Infinity) {
+    if (this.spool === null) return true;
+    for (let n = 0; ; n++) {
+      if (n >= maxBatches) return this.retry.length === 0 && this.queue.size === 0;
       const batch = this.retry[0] ?? this.takeBatch();
-      if (batch === null || batch === undefined) return;
+      if (batch === null || batch === undefined) return true;
       if (this.retry[0] === batch) this.retry.shift();
-      const n = this.spool.appendSome(batch.events);
-      this.stats.spooled += n;
-      if (n < batch.events.length) {
-        batch.events = batch.events.slice(n);
+      const written = this.spool.appendSome(batch.events);
+      this.stats.spooled += written;
+      if (written < batch.events.length) {
+        batch.events = batch.events.slice(written);
         this.retry.unshift(batch);
         if (!this.spoolFullWarned) {
           this.spoolFullWarned = true;
           this.stats.lastError = `spool full (${this.spool.bytes} of ${this.spool.maxBytes} bytes); events wait in memory`;
           this.log.warn(this.stats.lastError);
         }
-        return;
+        return true; // full: nothing more to do until an ACK frees room
       }
       this.spoolFullWarned = false;
     }
