@@ -154,12 +154,36 @@ class AuditWriter:
             with open(last, "rb") as fh:
                 first = json.loads(fh.readline())
             self._file_time = first.get("time", now)
+            self._check_head()
             self._fh = open(last, "ab")
             self._file_bytes = intact
             log.info("audit: resuming %s at record %d (last seq %d)", last.name, self.n, self.last_seq)
             return
         self._new_file(now)
         self._sync()
+
+    def _check_head(self) -> None:
+        """Refuse to extend a chain that is shorter than its head file says.
+
+        The head is only ever written after the records it names are on disk,
+        so a head ahead of the files means records were removed while the
+        writer was not running.  Resuming would overwrite the head and erase
+        the evidence; stopping here keeps it for ``secbus audit verify``."""
+        path = self.directory / HEAD_NAME
+        try:
+            head = json.loads(path.read_text(encoding="utf-8"))
+            n, digest = head["n"], head["head"]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("audit: %s is unreadable (%s); it will be rewritten from the chain", path, exc)
+            return
+        if n > self.n or (n == self.n and digest != self.head):
+            raise ValueError(
+                f"audit: {path} says the chain reaches record {n} but the audit files end at record {self.n}"
+                f"{'' if n > self.n else ' with another hash'}: records were removed or rewritten while the broker "
+                f"was stopped. Run `secbus audit verify {self.directory}`, keep the evidence, then move {HEAD_NAME} "
+                f"aside to let the audit handler start a new head")
 
     # ----------------------------------------------------------------- write
     def _append(self, record: dict) -> dict:

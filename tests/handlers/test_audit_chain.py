@@ -298,3 +298,16 @@ def test_a_corrupt_last_record_stops_the_writer_with_advice_instead_of_extending
     rewrite(path, lines)
     with pytest.raises(ValueError, match="secbus audit verify"):
         AuditWriter(tmp_path).open()
+
+
+def test_a_chain_cut_while_stopped_is_not_extended_so_the_evidence_stays(tmp_path):
+    write_log(tmp_path, 20)
+    path = audit_files(tmp_path)[0]
+    rewrite(path, lines_of(path)[:-4])
+    with pytest.raises(ValueError, match="says the chain reaches record .* but the audit files end at record"):
+        AuditWriter(tmp_path).open()
+    assert "truncated" in verify_files([tmp_path]).problem  # the head still tells
+    (tmp_path / HEAD_NAME).rename(tmp_path / "audit.head.evidence")
+    resumed = AuditWriter(tmp_path)
+    resumed.open()  # the operator moved the head aside: a new head starts
+    resumed.close()
