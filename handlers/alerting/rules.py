@@ -211,3 +211,29 @@ def load_rules(path: Path | None = None, include_defaults: bool = True) -> list[
                                 f"default_rules = false and copy the defaults you want")
         rules += extra
     return rules
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m secbus.handlers.alerting.rules [FILE]``: check a rules file
+    (with the defaults, as the broker would load it) before deploying it.
+    Prints each rule or the first mistake; exit 0 or 1."""
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(prog="python -m secbus.handlers.alerting.rules",
+                                     description="Check an alert rules file (docs/alerting.md).")
+    parser.add_argument("file", nargs="?", help="a rules file (omit to check the default rules alone)")
+    parser.add_argument("--no-defaults", action="store_true", help="as with default_rules = false")
+    args = parser.parse_args(argv)
+    try:
+        rules = load_rules(Path(args.file) if args.file else None, include_defaults=not args.no_defaults)
+    except RuleError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 1
+    for rule in rules:
+        print(f"{rule.name:40} {rule.kind:10} {rule.severity:9} {rule.description}")
+    print(f"ok: {len(rules)} rules")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -345,3 +345,16 @@ def test_a_sequence_rule_only_tracks_events_that_could_be_one_of_its_steps():
     assert "tenant=default,actor.user=zoe" not in engine.groups["authn-success-after-failures"]
     engine.process_events([login("failure", user="zoe", t=1)])
     assert "tenant=default,actor.user=zoe" in engine.groups["authn-success-after-failures"]
+
+
+def test_the_rules_checker_accepts_a_good_file_and_names_the_mistake_in_a_bad_one(tmp_path):
+    import subprocess
+    import sys
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text('[[rule]]\nname = "mine"\nkind = "match"\nseverity = "low"\nwhere = { type = "authn.login" }\n')
+    bad.write_text('[[rule]]\nname = "mine"\nkind = "match"\nseverity = "low"\nwhere = { type = { like = "a" } }\n')
+    check = [sys.executable, "-m", "secbus.handlers.alerting.rules"]
+    ok = subprocess.run(check + [str(good)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "mine" in ok.stdout and "ok: " in ok.stdout
+    ko = subprocess.run(check + [str(bad)], capture_output=True, text=True, timeout=60)
+    assert ko.returncode == 1 and "rule 'mine'" in ko.stderr and "unknown operator 'like'" in ko.stderr
