@@ -39,8 +39,8 @@ const PING_FRAME = Buffer.from('PING');
 const EMPTY_MAP = Buffer.from([0x80]);
 const BACKOFF_START_MS = 50;
 const RECEIVE_TIMEOUT_MS = 250;
-const PUB_ENVELOPE_BYTES = 32;
-const SPOOL_SLICE = 4; // batches spooled per turn of the event loop // map header, "events", array header, "seq" and a uint64
+const PUB_ENVELOPE_BYTES = 32; // map header, "events", array header, "seq" and a uint64
+const SPOOL_SLICE = 4; // batches spooled per turn of the event loop (4 x 256 events, a few ms)
 
 function unref(timer) {
   timer?.unref?.();

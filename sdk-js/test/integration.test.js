@@ -102,10 +102,12 @@ test('ERR overloaded pauses sending for retry_after_ms and re-sends the same eve
   assert.equal(await limited.eventCount(), 1500);
 });
 
-test('bus down at start: events are spooled, then replayed once the broker starts, each stored once', opts, async () => {
+test('bus down at start: events are spooled, then replayed in order once the broker starts, each stored once', opts, async () => {
   const port = await freePort();
   const c = client({ endpoint: `tcp://127.0.0.1:${port}`, ackTimeout: 200 });
-  for (let i = 0; i < 2000; i++) c.emit('authn.login', { attrs: { i } });
+  const traceId = newTraceId();
+  const traceparent = formatTraceparent(traceId, newSpanId());
+  for (let i = 0; i < 2000; i++) c.emit('authn.login', { attrs: { i }, traceparent });
   await waitUntil(() => c.stats().spoolEvents === 2000, 10000, () => `all spooled: ${JSON.stringify(c.stats())}`);
   assert.equal(c.stats().connected, false);
   assert.match(c.stats().lastError, /no connection|no ACK/);
@@ -117,6 +119,9 @@ test('bus down at start: events are spooled, then replayed once the broker start
   assert.equal(s.spoolEvents, 0);
   assert.equal(s.spoolBytes, 0);
   assert.equal(await b.eventCount(), 2000);
+  // In order: the broker's log (seq) holds them in the order they were emitted.
+  const stored = (await b.trace(traceId)).sort((x, y) => x.seq - y.seq);
+  assert.deepEqual(stored.map((e) => e.attrs.i), Array.from({ length: 2000 }, (_, i) => i));
 });
 
 test('broker killed with SIGKILL mid-stream and restarted: no loss, no duplicates', opts, async () => {

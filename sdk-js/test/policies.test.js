@@ -119,3 +119,22 @@ test('emit after close is counted as dropped, never thrown', async () => {
   assert.match(c.emit('authn.login'), /^[0-9a-f-]{36}$/);
   assert.equal(c.stats().dropped, 1);
 });
+
+test('spooling a full queue yields to the application between slices', async () => {
+  const c = await offline({ spoolMaxBytes: 64 * 1024 * 1024 });
+  c.emit('authn.login');
+  await waitUntil(() => c.stats().spoolEvents === 1, 10000, () => JSON.stringify(c.stats())); // the bus is known down
+  for (let i = 0; i < 5000; i++) c.emit('authn.login', { attrs: { i } });
+  const seen = [];
+  await new Promise((resolve) => {
+    const look = () => {
+      const n = c.stats().spoolEvents;
+      seen.push(n);
+      if (n === 5001) resolve();
+      else setImmediate(look);
+    };
+    setImmediate(look);
+  });
+  assert.ok(seen.some((n) => n > 1 && n < 5001), `the application ran while spooling was under way: ${seen.join(',')}`);
+  assert.equal(c.stats().dropped, 0);
+});
