@@ -134,7 +134,10 @@ def parse_client(entry: Any, index: int, base_dir: Path | None = None) -> Identi
             path = Path(key_file).expanduser()
             if base_dir is not None and not path.is_absolute():
                 path = base_dir / path
-            public_key = load_public_key_file(path)
+            try:
+                public_key = load_public_key_file(path)
+            except KeyFileError as exc:
+                raise KeyFileError(f"{where}.public_key_file: {exc}") from None
     except KeyFileError as exc:
         raise AllowListError(str(exc)) from None
     tenant = _field(entry, where, "tenant", str)

@@ -84,16 +84,18 @@ class Security:
         base_dir = Path(config["config_path"]).parent if config.get("config_path") else None
         server_keys = None
         key_file = auth["server_secret_key_file"]
-        try:
-            if key_file:
-                path = Path(key_file).expanduser()
-                if base_dir is not None and not path.is_absolute():
-                    path = base_dir / path
+        if key_file:
+            path = Path(key_file).expanduser()
+            if base_dir is not None and not path.is_absolute():
+                path = base_dir / path
+            try:
                 server_keys = load_secret_key_file(path)
+            except ValueError as exc:
+                raise SecurityError(f"auth.server_secret_key_file: {exc}") from None
+        try:
             allow_list = parse_allow_list(auth["clients"], base_dir)
         except ValueError as exc:
-            where = "auth.server_secret_key_file: " if key_file and "auth.clients" not in str(exc) else ""
-            raise SecurityError(f"{where}{exc}") from None
+            raise SecurityError(str(exc)) from None
         if server_keys is None and len(allow_list):
             raise SecurityError(
                 "auth.clients: an allow-list is configured but auth.server_secret_key_file is not, so nothing would check it; "

@@ -74,7 +74,7 @@ def test_bad_entries_are_refused_naming_entry_and_field(pair, over, message):
 
 
 def test_missing_public_key_file_is_named(pair, tmp_path):
-    with pytest.raises(AllowListError, match="nope.key"):
+    with pytest.raises(AllowListError, match=r"auth.clients\[0\] \(web\).public_key_file: .*nope.key"):
         parse_allow_list([entry(pair, public_key=None, public_key_file=str(tmp_path / "nope.key"))])
 
 

@@ -78,3 +78,11 @@ def test_auth_settings_come_from_the_toml_file_and_the_environment(tmp_path):
     path.write_text('[auth]\nserver_key_file = "x"\n')
     with pytest.raises(ConfigError, match="auth.server_key_file: unknown option"):
         load(path, environ={})
+
+
+def test_a_bad_client_key_file_is_named_as_the_client_entry_not_the_server_key(tmp_path):
+    KeyPair(tmp_path, "broker")
+    cfg = config(tmp_path, server_secret_key_file="broker.key_secret",
+                 clients=[{"name": "web", "public_key_file": "missing.key", "tenant": "acme", "types": ["*"]}])
+    with pytest.raises(SecurityError, match=r"^auth.clients\[0\] \(web\).public_key_file: .*missing.key"):
+        Security.from_config(cfg)
