@@ -254,16 +254,15 @@ export class Spool {
     const records = encodeRecords(payloads);
     if (!this.hasRoom(records.length)) return false;
     try {
-      if (this.fd === null) {
-        const name = this.newName();
-        this.fd = openSync(path.join(this.dir, name), 'wx', 0o600);
-        writeSync(this.fd, MAGIC);
-        this.segments.push({ name, bytes: MAGIC.length, events: 0 });
-        this.bytes += MAGIC.length;
-      }
+      if (this.fd === null) this.startSegment();
       writeSync(this.fd, records);
     } catch (err) {
-      this.warn(`spool: cannot write to ${this.dir}: ${err.message}`);
+      this.warn(`spool: cannot write to ${this.dir}: ${err.message}; the events stay in memory`);
+      // A failed write may have left part of a record: never append after it.
+      if (this.fd !== null) {
+        try { closeSync(this.fd); } catch { /* gone */ }
+        this.fd = null;
+      }
       return false;
     }
     const seg = this.segments[this.segments.length - 1];
@@ -273,6 +272,30 @@ export class Spool {
     this.events += payloads.length;
     if (seg.bytes >= this.segmentBytes) this.seal();
     return true;
+  }
+
+  /** Open a new segment; recreates the directory if it was removed under us. */
+  startSegment() {
+    const name = this.newName();
+    const file = path.join(this.dir, name);
+    let fd;
+    try {
+      fd = openSync(file, 'wx', 0o600);
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      this.warn(`spool: ${this.dir} was removed; recreated it`);
+      fd = openSync(file, 'wx', 0o600);
+    }
+    try {
+      writeSync(fd, MAGIC);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    this.fd = fd;
+    this.segments.push({ name, bytes: MAGIC.length, events: 0 });
+    this.bytes += MAGIC.length;
   }
 
   /** Close the open segment (fsynced); the next append starts a new one. */
@@ -296,7 +319,8 @@ export class Spool {
     try {
       data = readFileSync(path.join(this.dir, seg.name));
     } catch (err) {
-      this.warn(`spool: cannot read ${seg.name}: ${err.message}; skipping it`);
+      this.torn++;
+      this.warn(`spool: cannot read ${seg.name} (${seg.events} events): ${err.message}; skipping it`);
       this.remove(seg.name);
       return this.readOldest();
     }

@@ -154,3 +154,22 @@ test('a second owner of the directory gets its own sub-directory; a dead owner\'
   assert.deepEqual(all.sort(), ['event-0', 'orphaned']);
   c.close();
 });
+
+test('a spool directory removed under the client is recreated; what was lost with it is skipped, not fatal', () => {
+  const d = dir();
+  const s = new Spool(d, { maxBytes: 1 << 20 }).open();
+  s.append(payloads(2));
+  s.seal();
+  rmSync(d, { recursive: true, force: true });
+  assert.ok(s.append(payloads(1, 2)), 'the next append recreates the directory');
+  const seen = [];
+  for (let seg = s.readOldest(); seg !== null; seg = s.readOldest()) {
+    seen.push(...texts(seg.events));
+    s.remove(seg.name);
+  }
+  assert.deepEqual(seen, ['event-2']);
+  assert.equal(s.torn, 1, 'the unreadable segment is counted');
+  assert.ok(s.isEmpty);
+  assert.equal(s.bytes, 0);
+  s.close();
+});
