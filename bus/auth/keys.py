@@ -52,10 +52,15 @@ class KeyFileError(ValueError):
     """A key file or key value that cannot be used; the message names it and says why."""
 
 
-def check_z85_key(value: str | bytes, what: str) -> bytes:
-    """Return a z85 CURVE key as bytes, or raise :class:`KeyFileError` naming ``what``."""
+def check_z85_key(value: str | bytes, what: str, secret: bool = False) -> bytes:
+    """Return a z85 CURVE key as bytes, or raise :class:`KeyFileError` naming ``what``.
+
+    With ``secret`` the message gives only the length, never the value."""
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
     if not isinstance(text, str) or not Z85_KEY_RE.fullmatch(text):
+        if secret:
+            length = len(text) if isinstance(text, str) else "?"
+            raise KeyFileError(f"{what}: expected a 40-character z85 CURVE key, got a value of length {length}")
         shown = text if isinstance(text, str) and len(text) <= 48 else f"{str(text)[:45]}..."
         raise KeyFileError(f"{what}: expected a 40-character z85 CURVE key, got {shown!r}")
     try:
@@ -134,7 +139,7 @@ def load_secret_key_file(path: str | os.PathLike) -> tuple[bytes, bytes]:
         raise KeyFileError(f"{path}: not a readable CURVE certificate ({exc})") from None
     if not public or not secret:
         raise KeyFileError(f"{path}: holds no secret-key; give the NAME{SECRET_SUFFIX} file, not NAME{PUBLIC_SUFFIX}")
-    return check_z85_key(public, f"{path}: public-key"), check_z85_key(secret, f"{path}: secret-key")
+    return check_z85_key(public, f"{path}: public-key"), check_z85_key(secret, f"{path}: secret-key", secret=True)
 
 
 def load_public_key_file(path: str | os.PathLike) -> bytes:

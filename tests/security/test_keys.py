@@ -104,3 +104,14 @@ def test_keys_generate_command_prints_public_key_and_allow_list_snippet(tmp_path
     # a second run refuses and says why
     assert generate_command(argparse.Namespace(name="svc", dir=str(tmp_path))) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_malformed_secret_key_in_a_file_is_refused_without_echoing_it(tmp_path):
+    path = tmp_path / "bad.key_secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b'metadata\ncurve\n    public-key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"\n    secret-key = "TOPSECRETtopsecret"\n')
+    os.close(fd)
+    with pytest.raises(KeyFileError) as info:
+        load_secret_key_file(path)
+    assert "secret-key: expected a 40-character z85 CURVE key, got a value of length 18" in str(info.value)
+    assert "TOPSECRET" not in str(info.value)
