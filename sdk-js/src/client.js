@@ -31,7 +31,7 @@ import path from 'node:path';
 import { debuglog } from 'node:util';
 import { DEFAULT_LIMITS, WireError, show } from './wire.js';
 import {
-  OUTCOMES, SEVERITIES, checkActor, checkAttrs, checkStr, checkType, isInteger, newEventId, validateFields,
+  OUTCOMES, SEVERITIES, checkActor, checkAttrs, checkStr, checkType, newEventId, validateFields,
 } from './event.js';
 import { resolveTrace } from './tracecontext.js';
 import { RingQueue } from './queue.js';
@@ -289,7 +289,7 @@ export class Client {
     if (attrs !== undefined) attrs = checkAttrs(attrs);
     if (resource !== undefined) checkStr('resource', resource);
     if (reason !== undefined) checkStr('reason', reason);
-    if (durationUs !== undefined && !(isInteger(durationUs) && durationUs >= 0)) validateFields({ duration_us: durationUs });
+    if (durationUs !== undefined && !(Number.isSafeInteger(durationUs) && durationUs >= 0)) validateFields({ duration_us: durationUs }); // BigInt: full range check
     const { traceId, spanId, invalid } = resolveTrace(fields.traceparent);
     if (invalid) {
       this.counters.invalidTraceparent++;

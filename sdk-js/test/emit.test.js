@@ -80,6 +80,7 @@ test('every kind of bad argument throws a WireError naming the field and the val
     [['authn.login', { reason: 12 }], 'reason', /12/],
     [['authn.login', { durationUs: -1 }], 'duration_us', /-1/],
     [['authn.login', { durationUs: 1.5 }], 'duration_us', /1.5/],
+    [['authn.login', { durationUs: 2n ** 63n }], 'duration_us', /9223372036854775808/],
     [['authn.login', { duration_us: 5 }], 'duration_us', /unknown emit\(\) field/],
     [['authn.login', 'failure'], 'fields', /"failure"/],
   ];
