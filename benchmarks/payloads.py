@@ -2,9 +2,14 @@
 the baseline and the subject.
 
 One event is a signature verification as an application would report it
-(actor, resource, reason, duration, two attrs), about 330 bytes of canonical
+(actor, resource, reason, duration, two attrs), about 390 bytes of canonical
 msgpack. Ids are fresh UUIDv7s, so a broker that deduplicates by id stores
 each one; batches are PUB bodies exactly as an SDK would send them.
+
+Events come in traces of ``TRACE_EVENTS`` (4) consecutive events sharing a
+``trace_id``, each with its own ``span_id``: one request that checks a
+token, a key, a permission and a signature. (One trace per event would be
+the correlator's worst case: a trace opened and closed for every event.)
 """
 
 from __future__ import annotations
@@ -17,6 +22,15 @@ from secbus_sdk import wire
 from secbus_sdk.event import new_event_id, new_span_id, new_trace_id, validate_event
 
 _counter = itertools.count()
+TRACE_EVENTS = 4
+_trace = {"id": "", "left": 0}
+
+
+def _trace_id() -> str:
+    if _trace["left"] == 0:
+        _trace["id"], _trace["left"] = new_trace_id(), TRACE_EVENTS
+    _trace["left"] -= 1
+    return _trace["id"]
 
 
 def make_event(ts_ns: int | None = None, *, user: str | None = None, outcome: str = "success",
@@ -35,7 +49,7 @@ def make_event(ts_ns: int | None = None, *, user: str | None = None, outcome: st
         "severity": "info",
         "source": {"host": "bench-host", "pid": os.getpid(), "platform": "python", "sdk": "bench/0", "service": service},
         "span_id": new_span_id(),
-        "trace_id": new_trace_id(),
+        "trace_id": _trace_id(),
         "ts": ts,
         "type": type_,
         "v": 1,
