@@ -62,6 +62,10 @@ export class Sender {
    * @param {import('./wire.js').Limits} [o.limits]
    * @param {{debug: Function, warn: Function}} o.log
    * @param {() => void} o.onProgress called after anything moved (room in the queue, ACKs)
+   *
+   * A batch is `{events: Buffer[], order, seq, segment, timer}`: `segment` is
+   * null for a batch cut from the queue, or the replay it belongs to (the
+   * object, so a batch of an abandoned replay can never count for a new one).
    */
   constructor(o) {
     this.endpoint = o.endpoint;
@@ -253,8 +257,9 @@ export class Sender {
   putBack(batch) {
     if (batch.timer !== null) clearTimeout(batch.timer);
     batch.timer = null;
-    const list = batch.segment !== null ? this.replay?.pending : this.retry;
-    if (list === undefined) return; // replay abandoned: the events are still in the spool
+    // A replay batch goes back only into its own replay; an abandoned replay's events are still in the spool.
+    const list = batch.segment === null ? this.retry : (batch.segment === this.replay ? this.replay.pending : undefined);
+    if (list === undefined) return;
     list.push(batch);
     list.sort((a, b) => a.order - b.order);
   }
@@ -341,7 +346,7 @@ export class Sender {
       batch.events = batch.events.slice(0, half);
       this.putBack(batch);
       this.putBack(second);
-      if (batch.segment !== null && this.replay !== null) this.replay.outstanding++;
+      if (batch.segment !== null && batch.segment === this.replay) this.replay.outstanding++;
       this.kick();
       return;
     }
@@ -361,7 +366,7 @@ export class Sender {
 
   /** A batch is settled (acknowledged or rejected): release its spool segment if it was the last. */
   batchDone(batch) {
-    if (batch.segment !== null && this.replay !== null && this.replay.name === batch.segment) {
+    if (batch.segment !== null && batch.segment === this.replay) {
       this.replay.outstanding--;
       if (this.replay.outstanding === 0 && this.replay.pending.length === 0) {
         this.spool.remove(this.replay.name);
@@ -489,18 +494,19 @@ export class Sender {
         this.again = true;
         return;
       }
-      const pending = [];
+      const replay = { name: seg.name, pending: [], outstanding: 0 };
       let current = null;
       for (const encoded of seg.events) {
         if (current === null || current.events.length >= this.batchSize
           || current.bytes + encoded.length > this.maxBatchBytes) {
-          current = { events: [], bytes: PUB_ENVELOPE_BYTES, order: ++this.order, seq: 0, segment: seg.name, timer: null };
-          pending.push(current);
+          current = { events: [], bytes: PUB_ENVELOPE_BYTES, order: ++this.order, seq: 0, segment: replay, timer: null };
+          replay.pending.push(current);
         }
         current.events.push(encoded);
         current.bytes += encoded.length;
       }
-      this.replay = { name: seg.name, pending, outstanding: pending.length };
+      replay.outstanding = replay.pending.length;
+      this.replay = replay;
     }
     while (this.replay !== null && this.replay.pending.length > 0 && this.inFlight.size < this.maxInFlight && !this.stopped) {
       const batch = this.replay.pending.shift();
