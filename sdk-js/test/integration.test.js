@@ -195,6 +195,19 @@ test('with the bus down a finished script exits within exitTimeout and keeps its
   spool.close();
 });
 
+test('the README\'s SIGTERM handler delivers what was queued before the process exits', opts, async () => {
+  const before = await shared.eventCount();
+  // A long linger keeps the events in memory until the signal: only close() can deliver them.
+  const child = runEmitter({ endpoint: shared.ingest, spoolDir: dir(), n: 40, end: 'sigterm', options: { lingerMs: 60000 } });
+  await waitUntil(() => child.step('ready'), 10000, () => `child ready: ${child.stderr}`);
+  assert.equal(child.step('ready').stats.queued, 40);
+  child.proc.kill('SIGTERM');
+  const { code } = await child.exited;
+  assert.equal(code, 0, child.stderr);
+  assert.equal(child.step('closed').stats.acked, 40);
+  assert.equal(await shared.eventCount() - before, 40);
+});
+
 test('an idle connected client does not keep the process alive', opts, async () => {
   const child = runEmitter({ endpoint: shared.ingest, spoolDir: dir(), n: 5, end: 'flush' });
   const { code, ms } = await child.exited;
