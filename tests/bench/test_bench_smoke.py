@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import readme, report
 from benchmarks.harness import interleave, percentile
 from benchmarks.loadgen import raw_pushpull_rate
 from benchmarks.result import Section, Table, Target
@@ -70,6 +70,15 @@ def test_command_line_runs_a_section_and_writes_results(tmp_path):
     assert sec["figures"]["python_verify_ns"] > 0
     assert data["meta"]["machine"]["cores"] >= 1
     assert (tmp_path / "latest.md").read_text().startswith("# secbus benchmark results (tiny mode)")
+
+    # the README's Performance section is generated from that JSON, replacing itself on a second run
+    readme_path = tmp_path / "README.md"
+    readme_path.write_text("# project\n\nintro\n")
+    for _ in range(2):
+        assert readme.main(["--results", str(tmp_path / "latest.json"), "--write", str(readme_path)]) == 0
+    text = readme_path.read_text()
+    assert text.startswith("# project\n\nintro\n\n## Performance\n")
+    assert text.count("## Performance") == 1
 
 
 def test_command_line_rejects_an_unknown_section(tmp_path):
