@@ -33,8 +33,7 @@
  */
 
 import {
-  closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync,
-  unlinkSync, writeSync,
+  closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync,
 } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -359,9 +358,4 @@ export class Spool {
       try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* leave it */ }
     }
   }
-}
-
-export function spoolSize(dir) {
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).filter((n) => SEGMENT_RE.test(n)).reduce((sum, n) => sum + statSync(path.join(dir, n)).size, 0);
 }
