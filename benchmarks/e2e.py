@@ -255,9 +255,11 @@ def run(cfg: Config) -> Section:
                        bare["ack_ms"].get("p99"), None, None, max(bare["max_lag"].values(), default=0), bare["drain_s"], "-"])
     ack = steps[cfg.ack_rate]["ack_ms"].get("p99")
     sec.targets.append(Target(f"publish-to-ACK p99 at {cfg.ack_rate:,} events/s (built-in handlers running)",
-                              TARGET_ACK_P99_MS, ack, "ms", False))
+                              TARGET_ACK_P99_MS, ack, "ms", False,
+                              "limit: ingest shares one GIL with the correlator and every handler runner (FINDINGS.md 2)"))
     sec.targets.append(Target(f"publish-to-ACK p99 at {cfg.ack_rate:,} events/s (no handlers: ingest, correlator, feed)",
-                              TARGET_ACK_P99_MS, bare["ack_ms"].get("p99"), "ms", False))
+                              TARGET_ACK_P99_MS, bare["ack_ms"].get("p99"), "ms", False,
+                              "limit: above the broker's ingest capacity, batches queue (FINDINGS.md 1)"))
     lsteps, best = ladder(cfg, steps)
     lt = Table("Rate ladder: does every handler keep up? (rising, then bisecting)",
                ["events/s", "accepted", "max lag by handler", "drained after (s)", "bounded"])
@@ -268,7 +270,8 @@ def run(cfg: Config) -> Section:
     sec.figures["ladder"] = lsteps
     sec.figures["highest_bounded_rate"] = best
     sec.targets.append(Target("End to end with built-in handlers (highest bounded rate)", TARGET_E2E_RATE, float(best),
-                              "events/s", True, "bounded: lag never above 1 s of events, 0 again within 5 s"))
+                              "events/s", True, "bounded: lag never above 1 s of events, 0 again within 5 s. "
+                              "Limit: one GIL for ingest, correlator and handlers; each consumer decodes the log again (FINDINGS.md 2)"))
     if al is not None:
         sec.tables.append(Table("Publish-to-alert (threshold rule authn-brute-force, 5th failed login -> alert on the live feed)",
                                 ["trials", "missed", "p50 (ms)", "p99 (ms)", "max (ms)"],

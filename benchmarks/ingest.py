@@ -68,5 +68,6 @@ def run(cfg: Config, broker=None) -> Section:
         else:
             name, value = f"Durable ingest, best measured ({best[1]} publishers x batch {best[2]})", best[0]
         sec.targets.append(Target(name, TARGET_EVENTS_PER_S, value, "events/s", True,
-                                  "the raw column is the ceiling of any Python receiver of these bytes"))
+                                  "limit: one Python thread decodes, validates, re-encodes and stores each event, "
+                                  "and shares the GIL with the correlator (FINDINGS.md 1); raw column: the ceiling"))
     return sec
