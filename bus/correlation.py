@@ -66,6 +66,9 @@ class Correlator:
         self.remember_closed = remember_closed if remember_closed is not None else 4 * max_open_traces
         self._open: OrderedDict[TraceKey, _OpenTrace] = OrderedDict()  # least recently active first
         self._closed: OrderedDict[TraceKey, None] = OrderedDict()
+        # Open traces in the order their first event arrived (log order), so the
+        # oldest offset still held is the first entry: O(1) for every batch.
+        self._by_first_seq: OrderedDict[TraceKey, int] = OrderedDict()
         self.evicted = 0
         self.late = 0
 
@@ -75,8 +78,9 @@ class Correlator:
 
     def oldest_open_seq(self) -> int | None:
         """The smallest log offset held by an open trace (where a restart must resume)."""
-        seqs = [t.first_seq for t in self._open.values() if t.first_seq is not None]
-        return min(seqs) if seqs else None
+        for first_seq in self._by_first_seq.values():
+            return first_seq
+        return None
 
     def add(self, event: dict) -> list[dict]:
         """Add one committed event; return the traces this closed early (evictions)."""
@@ -112,7 +116,7 @@ class Correlator:
 
     def close_all(self) -> list[dict]:
         """Close every open trace now (for a final flush)."""
-        closed = [self._close(trace) for trace in self._open.values()]
+        closed = [self._close(trace) for trace in list(self._open.values())]
         self._open.clear()
         return closed
 
@@ -130,6 +134,8 @@ class Correlator:
         trace.outcomes[outcome] = trace.outcomes.get(outcome, 0) + 1
         seq = event.get("seq")
         if seq is not None:
+            if trace.first_seq is None:
+                self._by_first_seq[(trace.tenant, trace.trace_id)] = seq
             trace.first_seq = seq if trace.first_seq is None else min(trace.first_seq, seq)
             trace.last_seq = seq if trace.last_seq is None else max(trace.last_seq, seq)
         ts = event["ts"]
@@ -138,6 +144,7 @@ class Correlator:
 
     def _close(self, trace: _OpenTrace, evicted: bool = False) -> dict:
         key = (trace.tenant, trace.trace_id)
+        self._by_first_seq.pop(key, None)
         self._closed[key] = None
         self._closed.move_to_end(key)
         while len(self._closed) > self.remember_closed:
