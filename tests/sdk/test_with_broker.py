@@ -410,3 +410,32 @@ def test_an_event_over_the_broker_event_limit_is_rejected_alone(tmp_path, client
     assert client.flush(10)
     assert stored_ids(broker) == [ids[0], ids[2]]
     assert client.stats()["rejected"] == 1 and client.stats()["acked"] == 2
+
+
+def test_many_threads_emitting_through_a_broker_crash_store_each_event_once(tmp_path, clients):
+    broker = start_broker(tmp_path, handlers=[])
+    client = clients(broker.ingest, tmp_path / "spool", ack_timeout=0.5)
+    per_thread = 1500
+    results: list[list[str]] = [[] for _ in range(4)]
+    go_on = threading.Event()
+
+    def work(out: list[str]):
+        for i in range(per_thread):
+            out.append(client.emit("authz.permission_check", attrs={"i": i}))
+            if i == per_thread // 3:
+                go_on.wait(30)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in results]
+    for t in threads:
+        t.start()
+    wait_until(lambda: all(len(r) > per_thread // 3 for r in results), 30, message="every thread a third through")
+    broker.kill()
+    go_on.set()
+    broker.start().wait_ready()
+    for t in threads:
+        t.join(60)
+    assert client.flush(60), client.stats()
+    ids = [i for r in results for i in r]
+    assert len(set(ids)) == 4 * per_thread
+    assert_exactly_once(broker, ids)
+    assert len(stored_ids(broker)) == 4 * per_thread
