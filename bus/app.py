@@ -96,6 +96,7 @@ class Broker:
             backlog=self.backlog,
             on_commit=lambda head: self.wakeup.advance("events", head),
             maintenance=self._maintenance,
+            idle=self.wakeup.ingest_idle,
             security=self.security,
         )
         self.addresses["ingest"] = self.ingest.endpoint
