@@ -35,6 +35,11 @@ from ..log.base import EventLog
 from .wakeup import Wakeup
 
 NAME = "correlator"
+#: How far behind what it has read the correlator may hold retention and the
+#: overload bound.  Its cursor sits before the oldest open trace; a trace that
+#: never goes idle would otherwise pin the log forever.  Past this, the oldest
+#: events of such a trace may be deleted; only a restart would then miss them.
+MAX_PIN_EVENTS = 1_000_000
 log = logging.getLogger("secbus.correlator")
 
 
@@ -79,7 +84,7 @@ class CorrelatorRunner:
         self._thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
 
     def block_cursors(self) -> dict[str, int]:
-        return {"events": self.cursor}
+        return {"events": max(self.cursor, self.position - MAX_PIN_EVENTS)}
 
     def health(self) -> dict[str, Any]:
         return {
