@@ -15,6 +15,7 @@ Layout::
 
     <spool_dir>/lane-<n>/lock              flock(2) held by the one process using the lane
     <spool_dir>/lane-<n>/<20 digits>.seg   segments, replayed in name order
+    <spool_dir>/lane-<n>/<20 digits>.ack   offsets of the segment's ACKed records
 
 Record (little-endian)::
 
@@ -22,6 +23,10 @@ Record (little-endian)::
 
 ``payload`` is a msgpack array of canonical events.  A segment is sealed once it
 reaches ``segment_bytes``; it is unlinked once every record in it is ACKed.
+Until then ``<20 digits>.ack`` beside it lists (u64 little-endian) the offsets of
+its records already ACKed, so a restart in the middle of a replay re-sends
+only what was not acknowledged (a lost sidecar write costs a duplicate, which
+the broker recognises by event id; only offsets of real records count).
 
 Lanes make two processes on one ``spool_dir`` safe: each process locks the
 first free lane (a gunicorn worker forked from a parent that holds lane 0
@@ -59,6 +64,7 @@ from dataclasses import dataclass, field
 log = logging.getLogger("secbus_sdk")
 
 _HEADER = struct.Struct("<III")
+_ACK = struct.Struct("<Q")
 HEADER_BYTES = _HEADER.size
 MAX_LANES = 256
 SYNC_INTERVAL = 1.0
@@ -168,7 +174,10 @@ class Spool:
                 for seg_name in _segment_names(lane_dir):
                     target = os.path.join(self.lane_dir, f"{self._next_seq:020d}.seg")
                     self._next_seq += 1
-                    os.rename(os.path.join(lane_dir, seg_name), target)
+                    source = os.path.join(lane_dir, seg_name)
+                    if os.path.exists(_ack_path(source)):  # the sidecar first: never a segment without its ACKs
+                        os.rename(_ack_path(source), _ack_path(target))
+                    os.rename(source, target)
                     moved += 1
                 if moved:
                     log.info("secbus spool: adopted %d segment(s) left in %s by an earlier process", moved, lane_dir)
@@ -188,11 +197,15 @@ class Spool:
         for name in _segment_names(self.lane_dir):
             seg = _Segment(int(name[:-4]), os.path.join(self.lane_dir, name))
             self._scan(seg)
-            if seg.records:
+            if seg.records and len(seg.acked) < seg.records:
                 self._segments.append(seg)
                 self._bytes += seg.size
             else:
                 _unlink(seg.path)
+                _unlink(_ack_path(seg.path))
+        for name in os.listdir(self.lane_dir):  # sidecars whose segment is gone
+            if name.endswith(".ack") and not os.path.exists(os.path.join(self.lane_dir, name[:-4] + ".seg")):
+                _unlink(os.path.join(self.lane_dir, name))
         if self._segments:
             self._next_seq = self._segments[-1].seq + 1
             log.info("secbus spool: %d event(s) in %d segment(s) to replay from %s", self.events, len(self._segments), self.lane_dir)
@@ -205,16 +218,22 @@ class Spool:
             log.error("secbus spool: cannot read %s: %s; skipped", seg.path, exc.strerror)
             return
         offset = 0
+        counts: dict[int, int] = {}
         while offset < len(data):
             parsed = _parse(data, offset)
             if parsed is None:
                 self._cut(seg, offset, len(data) - offset)
                 break
             length, events = parsed
+            counts[offset] = events
             seg.records += 1
             seg.events += events
             offset += HEADER_BYTES + length
         seg.size = offset
+        for acked in _read_acks(seg.path):
+            if acked in counts and acked not in seg.acked:  # only real record boundaries count
+                seg.acked.add(acked)
+                seg.acked_events += counts[acked]
 
     def _cut(self, seg: _Segment, offset: int, lost: int) -> None:
         self.torn += 1
@@ -286,6 +305,7 @@ class Spool:
         seg = _Segment(self._next_seq, os.path.join(self.lane_dir, f"{self._next_seq:020d}.seg"), sealed=False)
         self._next_seq += 1
         os.makedirs(self.lane_dir, mode=0o700, exist_ok=True)  # in case it was removed under us
+        _unlink(_ack_path(seg.path))  # a stale sidecar must never mark new records as acknowledged
         self._write_fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         _fsync_dir(self.lane_dir)
         self._write_seg = seg
@@ -346,6 +366,7 @@ class Spool:
         self.torn += 1
         log.error("secbus spool: cannot read %s (%s): %d unacknowledged event(s) in it are lost",
                   seg.path, exc.strerror or exc, seg.events - seg.acked_events)
+        _unlink(_ack_path(seg.path))
         if self._read_fd_seq == seg.seq and self._read_fd is not None:
             os.close(self._read_fd)
             self._read_fd, self._read_fd_seq = None, -1
@@ -365,16 +386,19 @@ class Spool:
         lost_bytes = seg.size - offset
         self._bytes -= lost_bytes
         seg.size = offset
-        records = events = 0
+        records = events = acked_events = 0
         pos = 0
         while pos < offset:
             head = self._pread(seg, HEADER_BYTES, pos)
             length, n, _ = _HEADER.unpack(head)
             records += 1
             events += n
+            if pos in seg.acked:
+                acked_events += n
             pos += HEADER_BYTES + length
         seg.records, seg.events = records, events
-        seg.acked_events = min(seg.acked_events, events)
+        seg.acked = {o for o in seg.acked if o < offset}
+        seg.acked_events = acked_events
         if seg is self._write_seg:
             try:
                 os.ftruncate(self._write_fd, offset)
@@ -399,6 +423,8 @@ class Spool:
                 if offset not in seg.acked:
                     seg.acked.add(offset)
                     seg.acked_events += events
+                    if len(seg.acked) < seg.records:
+                        _append_ack(seg.path, offset)
                 self._maybe_delete(seg)
                 return
 
@@ -419,6 +445,7 @@ class Spool:
         del self._segments[index]
         self._bytes -= seg.size
         _unlink(seg.path)
+        _unlink(_ack_path(seg.path))
         if index < self._read_index:
             self._read_index -= 1
         elif index == self._read_index:
@@ -516,6 +543,36 @@ def _parse(data: bytes, offset: int) -> tuple[int, int] | None:
     if zlib.crc32(data[offset + HEADER_BYTES:end], zlib.crc32(data[offset:offset + 8])) != crc:
         return None
     return length, events
+
+
+def _ack_path(segment_path: str) -> str:
+    """The sidecar of a segment: the offsets of its records the broker acknowledged."""
+    return segment_path[:-4] + ".ack"
+
+
+def _append_ack(segment_path: str, offset: int) -> None:
+    """Remember an ACK across restarts (8 bytes, one write, no fsync: losing it costs a
+    duplicate re-send, which the broker recognises, never an event)."""
+    try:
+        fd = os.open(_ack_path(segment_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, _ACK.pack(offset))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_acks(segment_path: str) -> list[int]:
+    try:
+        with open(_ack_path(segment_path), "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    whole = len(data) - len(data) % _ACK.size  # a torn last entry is ignored
+    return [value for (value,) in _ACK.iter_unpack(data[:whole])]
 
 
 def _segment_names(lane_dir: str) -> list[str]:
