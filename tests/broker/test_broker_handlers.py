@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 
+import msgpack
+import zmq
+
 from secbus_sdk import wire
 from support.broker import wait_until
 from support.events import make_events
@@ -129,4 +132,30 @@ def test_backlog_over_max_backlog_answers_overloaded_with_retry_after(broker_fac
     assert command == wire.ERR
     assert body["code"] == "overloaded" and body["retry_after_ms"] == 250 and body["seq"] == 2
     assert b.healthz()["rejects"]["overloaded"] == 1
+    b.kill()
+
+
+def test_published_alert_is_on_the_live_feed_as_alert_severity(broker_factory, recorder_installed, recording):
+    b = broker_factory(config=recorder_config(recording, alert_on_type="authz.deny"), handlers=["recorder"])
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(b.feed)
+    sub.setsockopt(zmq.SUBSCRIBE, b"alert.")
+    wait_until(lambda: b.healthz()["feed"]["subscriptions"] == 1, message="subscribed")
+    with b.client() as c:
+        c.publish(make_events(1, type="authz.deny"))
+    assert sub.poll(10_000), "no alert on the feed"
+    topic, body = sub.recv_multipart()
+    sub.close(0)
+    assert topic == b"alert.high"
+    assert msgpack.unpackb(body)["rule"] == "recorder"
+
+
+def test_publish_alert_with_a_bad_severity_fails_the_handler_naming_the_field(broker_factory, recorder_installed, recording):
+    b = broker_factory(config=recorder_config(recording, alert_on_type="authz.deny", alert_severity="bogus"), handlers=["recorder"])
+    with b.client() as c:
+        c.publish(make_events(1, type="authz.deny"))
+    health = wait_until(lambda: (h := b.healthz()["handlers"]["recorder"])["failures"] >= 1 and h, message="the handler failed")
+    assert "severity" in health["last_error"] and "'bogus'" in health["last_error"]
+    assert b.alerts() == []
     b.kill()

@@ -44,7 +44,7 @@ class Recorder:
         if self.settings.get("alert_on_type"):
             for e in events:
                 if e["type"] == self.settings["alert_on_type"]:
-                    self.app.publish_alert({"rule": "recorder", "severity": "high", "summary": f"saw {e['id']}", "event_ids": [e["id"]]})
+                    self.app.publish_alert({"rule": "recorder", "severity": self.settings.get("alert_severity", "high"), "summary": f"saw {e['id']}", "event_ids": [e["id"]]})
 
     @hookimpl
     def on_trace(self, trace):
