@@ -61,8 +61,13 @@ class HandlerRunner:
         self.cursors: dict[str, int] = {}
         for stream in self.streams:
             stored = log_.get_cursor(name, stream)
-            # a new handler starts at the oldest retained record
-            self.cursors[stream] = stored if stored is not None else log_.first(stream) - 1
+            if stored is None:
+                # A newly enabled handler starts at the head: replaying a long log into it
+                # would count as backlog at once and could turn every publisher away.
+                # Stored now, so a crash before its first batch cannot make it skip ahead.
+                stored = log_.head(stream)
+                log_.set_cursor(name, stream, stored)
+            self.cursors[stream] = stored
         self.state = "starting"
         self.failures = 0
         self.skipped = 0
