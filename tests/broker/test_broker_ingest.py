@@ -117,3 +117,30 @@ def test_healthz_reports_listening_addresses_and_log_head(broker_factory):
     assert h["listening"]["http"] == b.http
     assert h["log"]["streams"]["events"]["head"] == 4
     assert h["ingest"]["events_accepted"] == 4
+
+
+def test_kill_9_during_a_stream_of_batches_loses_no_acked_event(broker_factory):
+    import zmq
+
+    b = broker_factory(handlers=[])
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(b.ingest)
+    sent: dict[int, list[str]] = {}
+    acked: list[str] = []
+    for seq in range(40):  # keep 40 batches in flight, then kill while ACKs are coming back
+        events = make_events(50)
+        sent[seq] = [e["id"] for e in events]
+        sock.send_multipart(wire.encode_frames(wire.PUB, {"seq": seq, "events": events}))
+    for _ in range(10):  # read some ACKs
+        assert sock.poll(10_000)
+        command, body = wire.decode_frames(sock.recv_multipart())
+        assert command == wire.ACK and body["accepted"] == 50
+        acked += sent[body["seq"]]
+    b.kill()
+    sock.close(0)
+    b.start().wait_ready()
+    events = b.events()
+    stored = {e["id"] for e in events}
+    assert set(acked) <= stored
+    assert len(events) == len(stored)  # each stored once
