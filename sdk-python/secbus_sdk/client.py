@@ -30,6 +30,8 @@ import weakref
 from typing import Any, Callable, Mapping
 
 from . import __version__, event as _event, wire
+from .arguments import actor_copy as _actor, check as _check, invalid as _invalid
+from .arguments import non_negative as _non_negative, positive as _positive, positive_int as _positive_int
 from .curve import curve_keys as _curve_keys
 from .fallback import FallbackSink
 from .ids import fast_event_id
@@ -45,7 +47,6 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 _OUTCOMES = frozenset(_event.OUTCOMES)
 _SEVERITIES = frozenset(_event.SEVERITIES)
-_ACTOR_KEYS = frozenset(_event.ACTOR_FIELDS)
 _MAX_INT64 = 2**63 - 1
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -458,53 +459,3 @@ def _canonical_flat(d: dict) -> dict:
         if kind is float or kind is list:
             return wire.canonical(d)
     return d
-
-
-def _check(field: str, value: Any) -> None:
-    """The full rule for one field, from the shared codec; raises ValueError naming it."""
-    try:
-        if field == "type":
-            _event.validate_fields({"type": value})
-        elif field == "attrs":
-            if not isinstance(value, Mapping):
-                raise wire.WireError(wire.INVALID, f"attrs: expected a map, got {wire.show(value)}", "attrs")
-            _event.validate_fields({"attrs": dict(value)})
-        elif field == "actor":
-            if not isinstance(value, Mapping):
-                raise wire.WireError(wire.INVALID, f"actor: expected a map, got {wire.show(value)}", "actor")
-            _event.validate_fields({"actor": dict(value)})
-        else:
-            _event.validate_fields({field: value})
-    except wire.WireError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _invalid(field: str, value: Any) -> None:
-    _check(field, value)
-    raise ValueError(f"{field}: invalid value {wire.show(value)}")  # pragma: no cover
-
-
-def _actor(actor: Any) -> dict:
-    if actor.__class__ is dict:
-        for key, value in actor.items():
-            if key not in _ACTOR_KEYS or value.__class__ is not str or len(value) > _SHORT:
-                break
-        else:
-            return dict(actor)
-    _check("actor", actor)
-    return dict(actor)
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if type(value) is not int or value <= 0:
-        raise ValueError(f"{name}: expected a positive integer, got {wire.show(value)}")
-
-
-def _positive(name: str, value: Any) -> None:
-    if type(value) not in (int, float) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a positive number of seconds, got {wire.show(value)}")
-
-
-def _non_negative(name: str, value: Any) -> None:
-    if type(value) not in (int, float) or not value >= 0 or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a number >= 0, got {wire.show(value)}")
