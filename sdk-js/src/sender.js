@@ -316,7 +316,9 @@ export class Sender {
     if (rejected.length > 0) {
       const [, code, message] = rejected[0];
       this.stats.lastError = `broker rejected ${rejected.length} event(s); first: ${code}: ${message}`;
-      this.log.warn(this.stats.lastError);
+      // The log names the code and the field only: the message may quote the event's value.
+      const field = String(message ?? '').split(':', 1)[0];
+      this.log.warn(`broker rejected ${rejected.length} event(s); first: ${code} (field ${field}); see stats().lastError`);
     }
     this.batchDone(batch);
   }
