@@ -5,11 +5,20 @@ import { fileURLToPath } from 'node:url';
 
 const fixture = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/emitter.mjs');
 
+const live = new Set();
+
+/** SIGKILL every emitter still running (test cleanup, so a failed test never leaves one behind). */
+export function killEmitters() {
+  for (const proc of live) proc.kill('SIGKILL');
+}
+
 export function runEmitter(plan) {
   const proc = spawn(process.execPath, [fixture], {
     env: { ...process.env, SECBUS_TEST_PLAN: JSON.stringify(plan) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   const child = { proc, lines: [], stderr: '', startedAt: Date.now() };
   let buf = '';
   proc.stdout.on('data', (chunk) => {
