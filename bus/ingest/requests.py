@@ -22,7 +22,7 @@ from secbus_sdk.event import BROKER_FIELDS, check_event_size, validate_event
 from secbus_sdk.wire import MALFORMED, OVERLOADED, UNAUTHORIZED, Limits, WireError
 
 from ..log.base import StampedEvent
-from .identity import identity_for
+from .identity import ANONYMOUS, identity_for
 
 
 @dataclass(slots=True)
@@ -152,13 +152,14 @@ class RequestHandler:
         pending = PendingPub(routing_id, seq, len(events))
         limits = self.limits
         max_event_bytes = limits.max_event_bytes
-        publisher, tenant, allowed = identity.publisher, identity.tenant, identity.allowed_types
+        publisher, tenant = identity.publisher, identity.tenant
+        may_publish = None if identity is ANONYMOUS else identity.may_publish
         records, rejected, rejects = pending.records, pending.rejected, self.rejects
         # the per-event loop is the hot path: checks are inlined (about 1 us/event saved)
         for index, raw in enumerate(events):
             try:
                 event = validate_event(raw, limits)
-                if allowed is not None and not event["type"].startswith(allowed):
+                if may_publish is not None and not may_publish(event["type"]):
                     raise WireError(UNAUTHORIZED, f"type: publisher {publisher!r} may not publish {event['type']!r}", "type")
                 if spans is not None and "tenant" not in raw and "publisher" not in raw and "seq" not in raw and "received_ns" not in raw:
                     packed = spans[index]  # the bytes as received: no re-encoding

@@ -109,6 +109,8 @@ class Ingest:
                     self.idle.clear()  # consumers give way while a group is processed
                     try:
                         self._group(sock)
+                    except Exception:  # never let the loop die: publishers would hang
+                        log.exception("ingest: internal error in a group")
                     finally:
                         self.idle.set()
                 if self.maintenance is not None:
@@ -163,7 +165,14 @@ class Ingest:
                 self.rejects[MALFORMED] += 1
                 replies.append(err(frames[0].bytes, MALFORMED, f"frames: expected 3 (SECBUS1, command, body), got {total - 1}"))
                 continue
-            replies.append(self.handler.handle(frames, received_ns, records))
+            mark = len(records)
+            try:
+                replies.append(self.handler.handle(frames, received_ns, records))
+            except Exception as exc:  # a bug must cost one request, never the ingest loop
+                del records[mark:]
+                log.exception("ingest: internal error handling a request")
+                self.rejects["internal"] += 1
+                replies.append(err(frames[0].bytes, OVERLOADED, f"internal error ({type(exc).__name__}); retry later", None, self.retry_after_ms))
         self.counts["requests"] += requests
         seqs: list = []
         if records:
