@@ -216,6 +216,9 @@ class Sender:
         sock.setsockopt(zmq.RCVHWM, 10000)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, max(100, int(self.config.backoff_max * 1000)))
+        # ZMTP heartbeats: a peer that vanished without closing TCP is noticed and redialled.
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         if self.config.curve is not None:
             server_key, public_key, secret_key = self.config.curve
             sock.curve_serverkey = server_key
@@ -425,6 +428,8 @@ class Sender:
                 break
         if self._ping_sent is not None and now - self._ping_sent >= timeout:
             self._ping_sent = None  # lost: probe again after the backoff
+            if self._state == DOWN:
+                self._reset_socket()  # a connection that takes a PING but never answers is stuck
         if self._state == PROBING and now >= self._probation_until:
             self._go_down(now, f"no answer from {self.config.endpoint} within ack_timeout={timeout}s")
         if self._state != UP and self._ping_sent is None and now >= self._next_probe:

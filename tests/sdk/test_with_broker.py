@@ -439,3 +439,21 @@ def test_many_threads_emitting_through_a_broker_crash_store_each_event_once(tmp_
     assert len(set(ids)) == 4 * per_thread
     assert_exactly_once(broker, ids)
     assert len(stored_ids(broker)) == 4 * per_thread
+
+
+def test_a_frozen_broker_sigstop_then_sigcont_loses_nothing_and_stores_nothing_twice(tmp_path, clients):
+    broker = start_broker(tmp_path, handlers=[])
+    client = clients(broker.ingest, tmp_path / "spool", ack_timeout=0.3, backoff_max=0.3)
+    ids = [client.emit("authn.login", attrs={"n": i}) for i in range(500)]
+    assert client.flush(10)
+    broker.signal(signal.SIGSTOP)  # alive, connection open, answers nothing
+    try:
+        ids += [client.emit("authn.login", attrs={"n": i}) for i in range(500, 1500)]
+        wait_until(lambda: client.stats()["spooled"] > 0 and not client.stats()["connected"], 10,
+                   message="client gives up on the frozen broker and spools")
+        ids += [client.emit("authn.login", attrs={"n": i}) for i in range(1500, 2000)]
+    finally:
+        broker.signal(signal.SIGCONT)
+    assert client.flush(30), client.stats()
+    assert_exactly_once(broker, ids)
+    assert len(stored_ids(broker)) == 2000
