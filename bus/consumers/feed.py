@@ -117,16 +117,17 @@ class Feed:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._subscriptions()
-                progressed = False
-                for stream in STREAMS:
-                    progressed |= self._step(stream)
+                try:
+                    self._subscriptions()
+                    progressed = False
+                    for stream in STREAMS:
+                        progressed |= self._step(stream)
+                except Exception:  # log and carry on: the feed must not die with one bad record
+                    log.exception("feed: publishing failed; skipping to the head")
+                    self.cursors = {s: self.wakeup.head(s) for s in STREAMS}
+                    progressed = False
                 if not progressed:
                     self.wakeup.wait(dict(self.cursors), 0.05)
-        except Exception:
-            log.exception("feed: crashed")
-            self.state = "crashed"
-            return
         finally:
             self.sock.close(0)
         self.state = "stopped"

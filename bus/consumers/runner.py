@@ -72,6 +72,7 @@ class HandlerRunner:
         self.failures = 0
         self.skipped = 0
         self.delivered = 0
+        self.errors = 0  # failures of the log, not of the handler
         self.last_error: str | None = None
         self._consecutive = 0
         self._stop = threading.Event()
@@ -116,28 +117,30 @@ class HandlerRunner:
             "failures": self.failures,
             "skipped": self.skipped,
             "delivered": self.delivered,
+            "log_errors": self.errors,
             "last_error": self.last_error,
         }
 
     # --- the loop ----------------------------------------------------------
     def _run(self) -> None:
-        try:
-            while True:
+        while True:
+            try:
                 progressed = False
                 for stream in self.streams:
                     progressed |= self._step(stream)
-                if self._stop.is_set():
-                    caught_up = all(self.cursors[s] >= self.wakeup.head(s) for s in self.streams)
-                    if caught_up or time.monotonic() >= (self._deadline or 0):
-                        if not caught_up:
-                            self.logger.warning("handler %s: shutdown deadline reached with lag %s", self.name, self.health()["lag"])
-                        break
-                if not progressed:
-                    self.wakeup.wait({s: self.cursors[s] for s in self.streams}, 0.5)
-        except Exception:  # a bug in the runner itself: log it, never take the broker down
-            self.logger.exception("handler %s: runner crashed", self.name)
-            self.state = "crashed"
-            return
+            except Exception:  # the log itself failed (disk, lock timeout): log, wait, carry on
+                self.logger.exception("handler %s: reading or storing its cursor failed; retrying in 1s", self.name)
+                self.errors += 1
+                progressed = False
+                self._stop.wait(1.0)
+            if self._stop.is_set():
+                caught_up = all(self.cursors[s] >= self.wakeup.head(s) for s in self.streams)
+                if caught_up or time.monotonic() >= (self._deadline or 0):
+                    if not caught_up:
+                        self.logger.warning("handler %s: shutdown deadline reached with lag %s", self.name, self.health()["lag"])
+                    break
+            if not progressed:
+                self.wakeup.wait({s: self.cursors[s] for s in self.streams}, 0.5)
         self._shutdown()
 
     def _shutdown(self) -> None:
