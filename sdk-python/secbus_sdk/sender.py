@@ -17,10 +17,12 @@ States.  ``up``: the broker answers; batches go straight to it, at most
 no connection to send on; unacknowledged and new batches go to the disk spool
 (:mod:`.spool`) and a PING probes the broker with exponential backoff (0.05 s
 up to ``backoff_max``).  A PONG or an ACK brings it back ``up`` and the spool is
-replayed in order; a spooled record is deleted only after its ACK.  Right
-after start the client is ``up`` on probation for ``ack_timeout``: batches wait
-in memory for the first PONG instead of taking a round trip through the disk
-because the TCP handshake is not done yet.
+replayed in order; a spooled record is deleted only after its ACK.  A probe
+left unanswered opens a fresh connection (a frozen peer can hold a TCP
+connection open; ZMTP heartbeats catch a vanished one).  ``probing``: right
+after start, for up to ``ack_timeout``, batches wait in memory for the first
+PONG instead of taking a round trip through the disk just because the TCP
+handshake is not done yet; no PONG by then means ``down``.
 
 Order: while the spool holds anything, new batches are appended to it rather
 than sent, so replay keeps emission order.  The spool also takes batches when
