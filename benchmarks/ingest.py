@@ -68,6 +68,7 @@ def run(cfg: Config, broker=None) -> Section:
         else:
             name, value = f"Durable ingest, best measured ({best[1]} publishers x batch {best[2]})", best[0]
         sec.targets.append(Target(name, TARGET_EVENTS_PER_S, value, "events/s", True,
-                                  "limit: one Python thread decodes, validates, re-encodes and stores each event, "
-                                  "and shares the GIL with the correlator (FINDINGS.md 1); raw column: the ceiling"))
+                                  "the raw column is the ceiling of a Python receiver",
+                                  why="one Python thread decodes, validates, re-encodes and stores each event, "
+                                  "and shares the GIL with the correlator (FINDINGS.md 1)"))
     return sec

@@ -88,5 +88,6 @@ def run(cfg: Config) -> Section:
         sec.notes.append(f"{cfg.mode} mode uses a {cfg.backlog_events:,}-event backlog, not the target's 1M "
                          "(run BENCH_MODE=full for 1M); compare the idle and loaded rows to see whether RSS grows with the backlog")
     sec.targets.append(Target(f"Broker peak RSS with a {cfg.backlog_events:,}-event backlog", TARGET_RSS_MB,
-                              after["VmHWM"], "MB", False, "target is for 1M events" if cfg.backlog_events < TARGET_BACKLOG else ""))
+                              after["VmHWM"], "MB", False, "target is for 1M events" if cfg.backlog_events < TARGET_BACKLOG else "",
+                              why="the correlator's open traces keep whole event dicts; the log's tail cache (FINDINGS.md 4)"))
     return sec

@@ -52,7 +52,7 @@ def to_markdown(meta: dict, sections: list[Section]) -> str:
             any_target = True
             result = "not measured" if t.hit is None else ("HIT" if t.hit else "MISS")
             op = ">=" if t.higher_is_better else "<="
-            out.append(f"| {t.name} | {op} {fmt(t.limit)} {t.unit} | {fmt(t.value)} {t.unit} | {result} ({t.by}) | {t.note} |")
+            out.append(f"| {t.name} | {op} {fmt(t.limit)} {t.unit} | {fmt(t.value)} {t.unit} | {result} ({t.by}) | {t.shown_note} |")
     if not any_target:
         out.append("| (no target could be measured in this run) | | | | |")
     for s in sections:

@@ -22,6 +22,7 @@ class Target:
     unit: str
     higher_is_better: bool
     note: str = ""
+    why: str = ""  # what limits the figure: shown when the target is missed
 
     @property
     def hit(self) -> bool | None:
@@ -41,7 +42,13 @@ class Target:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "limit": self.limit, "value": self.value, "unit": self.unit,
-                "higher_is_better": self.higher_is_better, "hit": self.hit, "by": self.by, "note": self.note}
+                "higher_is_better": self.higher_is_better, "hit": self.hit, "by": self.by, "note": self.shown_note}
+
+    @property
+    def shown_note(self) -> str:
+        if self.hit is False and self.why:
+            return f"{self.note}. Limit: {self.why}" if self.note else f"Limit: {self.why}"
+        return self.note
 
 
 @dataclass
