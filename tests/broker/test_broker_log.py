@@ -113,3 +113,11 @@ def test_retention_deletes_by_age_but_never_past_the_floor(log):
 def test_opening_a_missing_log_without_create_names_the_path(tmp_path):
     with pytest.raises(LogMissing, match="no event log in"):
         SqliteLog(tmp_path / "nowhere", create=False)
+
+
+def test_retention_by_size_deletes_oldest_first_down_to_the_floor(log):
+    log.append_events([stamped(make_event()) for _ in range(20)])
+    while log.retain(max_age_ns=10**18, max_bytes=1, floor={"events": 15}, now_ns=time.time_ns(), chunk=4):
+        pass
+    assert log.first("events") == 16 and log.head("events") == 20
+    assert [e["seq"] for e in log.read("events", 0, 100)] == [16, 17, 18, 19, 20]
