@@ -10,8 +10,10 @@ what the tests run.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +73,20 @@ def ensure_probe_installed() -> None:
 
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
                     "-e", str(PROBE_DIR)], check=True, timeout=300)
+
+
+_SCRATCH: list[Path] = []
+
+
+def scratch(prefix: str) -> str:
+    """A fresh temp dir (SDK spools and the like) removed when the run ends."""
+    path = Path(tempfile.mkdtemp(prefix=f"secbus-bench-{prefix}-"))
+    if not _SCRATCH:
+        atexit.register(cleanup_scratch)
+    _SCRATCH.append(path)
+    return str(path)
+
+
+def cleanup_scratch() -> None:
+    while _SCRATCH:
+        shutil.rmtree(_SCRATCH.pop(), ignore_errors=True)

@@ -11,7 +11,6 @@ dropped" call: the client's ``dropped`` counter is reported to prove it.
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 from . import components
@@ -77,7 +76,7 @@ def run(cfg: Config) -> Section:
                 continue
             with (bench_broker() if bus_up else _nothing()) as broker:
                 endpoint = broker.ingest if bus_up else f"tcp://127.0.0.1:{free_port()}"
-                client = Client(endpoint=endpoint, service="bench-emit", spool_dir=tempfile.mkdtemp(prefix="secbus-bench-spool-"))
+                client = Client(endpoint=endpoint, service="bench-emit", spool_dir=components.scratch("spool"))
                 try:
                     samples = python_emit_samples(client, cfg.emit_calls, cfg.emit_burst, bus_up)
                     stats = client.stats()
@@ -105,7 +104,7 @@ def run(cfg: Config) -> Section:
                 endpoint = broker.ingest if bus_up else f"tcp://127.0.0.1:{free_port()}"
                 try:
                     out = run_node({"mode": "emit", "calls": cfg.emit_calls, "burst": cfg.emit_burst, "busUp": bus_up,
-                                    "endpoint": endpoint, "spoolDir": tempfile.mkdtemp(prefix="secbus-bench-spool-"),
+                                    "endpoint": endpoint, "spoolDir": components.scratch("spool"),
                                     "sdkPath": str(components.SDK_JS)}, timeout=600)
                 except Exception as exc:  # noqa: BLE001
                     sec.status = "partial"

@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -149,7 +148,7 @@ def run(cfg: Config, broker=None) -> Section:
     Client = components.python_client()
     if Client is not None and broker is not None:
         client = Client(endpoint=broker.ingest, service="bench-overhead",
-                        spool_dir=tempfile.mkdtemp(prefix="secbus-bench-spool-"))
+                        spool_dir=components.scratch("spool"))
         try:
             res = paired_blocks(v, client, n, BLOCK)
         finally:
@@ -171,7 +170,7 @@ def run(cfg: Config, broker=None) -> Section:
     try:
         if components.node_client_available() and broker is not None:
             out = run_node(dict(base, mode="overhead", endpoint=broker.ingest,
-                                spoolDir=tempfile.mkdtemp(prefix="secbus-bench-spool-")), timeout=600)
+                                spoolDir=components.scratch("spool")), timeout=600)
             sec.figures["node_client_stats"] = out.pop("stats", None)
             _add(sec, table, "Node (node:crypto)", out)
         else:

@@ -123,7 +123,7 @@ def emit_profile(calls: int = 30000) -> list[tuple[str, float, float]]:
         return []
     from .rsyslog import free_port
 
-    spool = tempfile.mkdtemp(prefix="secbus-bench-spool-")
+    spool = components.scratch("spool")
     client = Client(endpoint=f"tcp://127.0.0.1:{free_port()}", service="bench-profile", spool_dir=spool,
                     queue_size=calls + 10)
     actor = {"key_id": "k-1", "user": "alice"}

@@ -23,7 +23,6 @@ import json
 import logging
 import logging.handlers
 import socket
-import tempfile
 import time
 
 from secbus_sdk.event import new_event_id, new_span_id, new_trace_id
@@ -103,7 +102,7 @@ def run(cfg: Config, broker=None) -> Section:
         runs = {"syslog": lambda: syslog_run(r, logger, cfg.syslog_events, syslog_samples)}
         if Client is not None and broker is not None:
             client = Client(endpoint=broker.ingest, service="bench-syslog",
-                            spool_dir=tempfile.mkdtemp(prefix="secbus-bench-spool-"))
+                            spool_dir=components.scratch("spool"))
             runs["secbus"] = lambda: secbus_run(client, cfg.syslog_events, cfg.emit_burst, secbus_samples)
         else:
             sec.notes.append("secbus side not measured: " + ("no Python SDK Client yet" if Client is None else "no broker"))
