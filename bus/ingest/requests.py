@@ -22,6 +22,7 @@ from secbus_sdk.event import BROKER_FIELDS, check_event_size, validate_event
 from secbus_sdk.wire import MALFORMED, OVERLOADED, UNAUTHORIZED, Limits, WireError
 
 from ..log.base import StampedEvent
+from . import fastcheck
 from .identity import ANONYMOUS, identity_for
 
 
@@ -119,10 +120,12 @@ class RequestHandler:
     def handle(self, frames: list[zmq.Frame], received_ns: int, out: list[StampedEvent]) -> list[bytes] | PendingPub:
         routing_id = frames[0].bytes
         rest = [f.bytes for f in frames[1:]]
-        spans = None
-        decoded = split_pub(rest, self.limits)
+        spans = sure = None
+        # fastcheck: msgspec marks the events that are certainly valid; the rest go to validate_event
+        decoded = fastcheck.split_pub(rest, self.limits) or split_pub(rest, self.limits)
         if decoded is not None:
             command, body, spans = wire.PUB, decoded[0], decoded[1]
+            sure = decoded[2] if len(decoded) == 3 else None
         else:
             try:
                 command, body = wire.decode_frames(rest, self.limits)
@@ -158,7 +161,7 @@ class RequestHandler:
         # the per-event loop is the hot path: checks are inlined (about 1 us/event saved)
         for index, raw in enumerate(events):
             try:
-                event = validate_event(raw, limits)
+                event = raw if sure is not None and sure[index] else validate_event(raw, limits)
                 if may_publish is not None and not may_publish(event["type"]):
                     raise WireError(UNAUTHORIZED, f"type: publisher {publisher!r} may not publish {event['type']!r}", "type")
                 if spans is not None and "tenant" not in raw and "publisher" not in raw and "seq" not in raw and "received_ns" not in raw:

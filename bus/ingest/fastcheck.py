@@ -1,0 +1,200 @@
+"""A fast "certainly valid" check for the common event, ahead of ``validate_event``.
+
+Ingest spent most of its time in :func:`secbus_sdk.event.validate_event`
+(pure Python, ~13 us per event; ``benchmarks/FINDINGS.md`` section 1).  This
+module decodes one event's msgpack bytes with msgspec (a well-kept C library)
+into typed Structs that carry the event's rules as constraints: patterns,
+enums, ranges and lengths.  It answers only one of two things:
+
+* a dict: the event is *certainly* valid, and the dict is exactly what
+  ``validate_event`` would return (same keys, same canonical order, same
+  values), so the broker stores the same thing as before;
+* ``None``: not sure; the caller runs ``validate_event``, which stays the one
+  definition of a valid event and the only source of error codes and messages.
+
+The schema is deliberately narrower than the contract, so that every rule a
+msgspec type cannot state exactly makes the answer "not sure" instead of being
+approximated:
+
+* string limits are counted in UTF-8 bytes by the contract; here a string may
+  have at most ``max_string_bytes // 4`` characters (4 bytes each at most), so
+  a longer string, valid or not, goes the slow way;
+* floats anywhere are refused here (``validate_event`` rejects non-finite ones
+  and turns integral ones into integers; no msgspec type says that);
+* unknown fields, extra keys in ``source`` or ``actor`` and the broker's own
+  fields (``seq``, ``received_ns``, ``publisher``, ``tenant``, which ingest
+  strips and re-encodes) are refused (``forbid_unknown_fields``);
+* all-zero trace and span ids are excluded by a negative lookahead; every
+  pattern ends in ``\\Z`` because msgspec uses ``re.search`` and ``$`` would
+  accept a trailing newline that ``validate_event``'s ``fullmatch`` rejects;
+* attrs count and list length limits come from the broker's configured
+  :class:`~secbus_sdk.wire.Limits`: one set of Struct types is built per
+  distinct ``Limits`` value (see :func:`checker_for`).
+
+msgpack details agree with msgpack-python's decoding used elsewhere: invalid
+UTF-8, ``bin`` or ext values where a string is expected, non-string keys and
+booleans where an integer is expected all fail here (so: "not sure"); a key
+given twice keeps its last value in both decoders, and here every copy must be
+valid.  ``tests/broker/test_fastcheck.py`` checks "fast accept implies
+``validate_event`` accepts with the same result" on every vector and on
+generated valid, hostile and near-miss events.
+"""
+
+# No "from __future__ import annotations": the Structs below are built inside a
+# function and msgspec must see their annotations as objects, not strings.
+import functools
+from typing import Annotated, Callable, Literal, Union
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+import msgpack
+
+from secbus_sdk import wire
+from secbus_sdk.event import MAX_INT64, MAX_TYPE_LEN, OUTCOMES, SEVERITIES
+from secbus_sdk.wire import DEFAULT_LIMITS, Limits
+
+# Patterns: validate_event's regexes (secbus_sdk.event), anchored for re.search.
+ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z"
+TRACE_ID_PATTERN = r"^(?!0{32}\Z)[0-9a-f]{32}\Z"
+SPAN_ID_PATTERN = r"^(?!0{16}\Z)[0-9a-f]{16}\Z"
+TYPE_PATTERN = r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+\Z"
+ATTR_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}\Z"
+
+Check = Callable[[bytes], Union[dict, None]]
+
+
+class Checker:
+    """The fast checks for one set of limits: one event, or a whole PUB body."""
+
+    __slots__ = ("event", "pub", "limits")
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.event: Check = _build(limits)
+
+        # A PUB body of exactly these two keys; anything else (extra keys, a
+        # duplicate key, seq out of range) is left to requests.split_pub.
+        class Pub(Struct, forbid_unknown_fields=True):
+            events: Annotated[list[msgspec.Raw], Meta(max_length=limits.max_batch_events)]
+            seq: Annotated[int, Meta(ge=0)]  # msgpack itself bounds it to uint64
+
+        self.pub = msgspec.msgpack.Decoder(Pub).decode
+
+
+def _no_ext(code: int, data: bytes):
+    raise ValueError("ext type")
+
+
+def split_pub(frames: list[bytes], limits: Limits) -> tuple[dict, list[bytes], list[bool]] | None:
+    """Like ``requests.split_pub`` (the body, each event's bytes as received),
+    plus which events are certainly valid.
+
+    For the usual PUB (a map of exactly ``events`` and ``seq``), returns
+    ``(body, spans, sure)``: ``body["events"][i]`` is the validated dict
+    (``validate_event``'s result) where ``sure[i]``, and otherwise the event as
+    msgpack-python decodes it, for ``validate_event`` to judge.  Returns None
+    for anything else, or if any event's bytes do not decode, so the caller's
+    existing path produces exactly the reply it did before."""
+    if len(frames) != 3 or frames[0] != wire.MAGIC or frames[1] != wire.PUB:
+        return None
+    data = frames[2]
+    # 0x82: a fixmap of two entries; with both fields required, no key can repeat.
+    if len(data) > limits.max_frame_bytes or data[:1] != b"\x82":
+        return None
+    checker = checker_for(limits)
+    try:
+        pub = checker.pub(data)
+    except Exception:
+        return None
+    check = checker.event
+    events: list = []
+    spans: list[bytes] = []
+    sure: list[bool] = []
+    for raw in pub.events:
+        span = bytes(raw)
+        event = check(span)
+        if event is None:
+            try:
+                event = msgpack.unpackb(span, raw=False, strict_map_key=True, ext_hook=_no_ext, max_ext_len=0)
+            except Exception:
+                return None
+            sure.append(False)
+        else:
+            sure.append(True)
+        events.append(event)
+        spans.append(span)
+    return {"events": events, "seq": pub.seq}, spans, sure
+
+
+def _build(limits: Limits) -> Check:
+    """The Struct types and decoder for one set of limits; returns the check."""
+    short = limits.max_string_bytes // 4  # characters that surely fit in max_string_bytes of UTF-8
+    Text = Annotated[str, Meta(max_length=short)]
+    Required = Annotated[str, Meta(min_length=1, max_length=short)]
+    UInt63 = Annotated[int, Meta(ge=0, le=MAX_INT64)]
+    Scalar = Union[Text, int, bool, None]  # no float: see the module docstring
+    AttrList = Annotated[list[Scalar], Meta(max_length=limits.max_list_items)]
+    AttrKey = Annotated[str, Meta(pattern=ATTR_KEY_PATTERN)]
+    Attrs = Annotated[dict[AttrKey, Union[Text, int, bool, None, AttrList]], Meta(max_length=limits.max_attrs)]
+
+    # Fields are declared in sorted order (kw_only allows required after optional)
+    # so that to_builtins returns them in validate_event's canonical order.
+    class Source(Struct, forbid_unknown_fields=True, kw_only=True):
+        host: Union[Text, UnsetType] = UNSET
+        pid: Union[Annotated[int, Meta(ge=0, le=2**32 - 1)], UnsetType] = UNSET
+        platform: Required
+        sdk: Required
+        service: Required
+
+    class Actor(Struct, forbid_unknown_fields=True, kw_only=True):
+        ip: Union[Text, UnsetType] = UNSET
+        key_id: Union[Text, UnsetType] = UNSET
+        session: Union[Text, UnsetType] = UNSET
+        user: Union[Text, UnsetType] = UNSET
+
+    class Event(Struct, forbid_unknown_fields=True, kw_only=True):
+        actor: Union[Actor, UnsetType] = UNSET
+        attrs: Union[Attrs, UnsetType] = UNSET
+        duration_us: Union[UInt63, UnsetType] = UNSET
+        id: Annotated[str, Meta(pattern=ID_PATTERN)]
+        outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+        reason: Union[Text, UnsetType] = UNSET
+        resource: Union[Text, UnsetType] = UNSET
+        severity: Union[Literal[SEVERITIES], UnsetType] = UNSET  # type: ignore[valid-type]
+        source: Source
+        span_id: Annotated[str, Meta(pattern=SPAN_ID_PATTERN)]
+        trace_id: Annotated[str, Meta(pattern=TRACE_ID_PATTERN)]
+        ts: UInt63
+        type: Annotated[str, Meta(max_length=MAX_TYPE_LEN, pattern=TYPE_PATTERN)]
+        v: Literal[1]
+
+    decode = msgspec.msgpack.Decoder(Event).decode
+    to_builtins = msgspec.to_builtins
+
+    def check(data: bytes) -> dict | None:
+        """The validated event dict if ``data`` is certainly a valid event, else None."""
+        try:
+            event = to_builtins(decode(data))
+        except Exception:  # ValidationError, DecodeError, UnicodeDecodeError...: not sure
+            return None
+        attrs = event.get("attrs")
+        if attrs is not None and len(attrs) > 1:
+            keys = list(attrs)
+            if keys != sorted(keys):  # validate_event returns attrs in sorted key order
+                event["attrs"] = {key: attrs[key] for key in sorted(keys)}
+        return event
+
+    return check
+
+
+@functools.lru_cache(maxsize=8)
+def checker_for(limits: Limits = DEFAULT_LIMITS) -> Checker:
+    """The fast checks for ``limits`` (cached: ``Limits`` is a frozen dataclass)."""
+    return Checker(limits)
+
+
+def fast_validate(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict | None:
+    """``validate_event(unpack(data), limits)`` when ``data`` is certainly a valid
+    event (the same dict), ``None`` when not sure (run ``validate_event``)."""
+    return checker_for(limits).event(data)
