@@ -57,6 +57,18 @@ def plugin_manager(enabled: list[str]) -> tuple[pluggy.PluginManager, dict[str, 
             log.error("handler %r: %s", name, skipped[name])
             continue
         plugins[name] = plugin
+    # pluggy accepts hooks nobody specified; a typo (on_event) would then never be called
+    known = sorted(n for n in dir(hookspecs) if getattr(getattr(hookspecs, n), "secbus_spec", None) is not None)
+    for hook_name, caller in vars(pm.hook).items():
+        if hook_name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            name = impl.plugin_name
+            if name in plugins:
+                skipped[name] = f"implements {hook_name!r}, which is not a secbus hook (hooks: {', '.join(known)})"
+                log.error("handler %r %s; skipping it", name, skipped[name])
+                pm.unregister(name=name)
+                del plugins[name]
     if os.environ.get("SECBUS_TRACE_PLUGINS"):
         _trace_calls(pm)
     return pm, plugins, skipped

@@ -159,3 +159,12 @@ def test_publish_alert_with_a_bad_severity_fails_the_handler_naming_the_field(br
     assert "severity" in health["last_error"] and "'bogus'" in health["last_error"]
     assert b.alerts() == []
     b.kill()
+
+
+def test_handler_with_a_misspelt_hook_is_skipped_naming_the_hook(broker_factory, recorder_installed, recording):
+    b = broker_factory(config=recorder_config(recording), handlers=["typo", "recorder"])
+    health = b.healthz()["handlers"]
+    assert health["typo"]["state"] == "skipped"
+    assert "'on_event', which is not a secbus hook" in health["typo"]["reason"]
+    publish_batches(b, 1, 2)
+    wait_until(lambda: len(recording.delivered_seqs()) == 2, message="the other handler runs")

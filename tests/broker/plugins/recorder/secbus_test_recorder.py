@@ -62,3 +62,14 @@ class Recorder:
 
 
 handler = Recorder()
+
+
+class Typo:
+    """A handler with a misspelt hook (``on_event``): the broker must refuse it by name."""
+
+    @hookimpl
+    def on_event(self, events):
+        raise AssertionError("never called")
+
+
+typo_handler = Typo()
