@@ -315,8 +315,16 @@ class PluginApp:
         return self._broker.stats()
 
 
+#: How long a thread may hold the interpreter lock while another waits for it.
+#: Every handoff to ingest waits up to this long while consumers are busy, and
+#: ingest needs several per group: measured (a SQLite writer thread against 3
+#: busy threads), 0.5 ms instead of CPython's 5 ms gave the writer 3x the rows/s.
+SWITCH_INTERVAL_S = 0.0005
+
+
 def serve(config: dict[str, Any], out=sys.stdout) -> int:
     """Run a broker until SIGINT/SIGTERM; a second signal exits at once."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     broker = Broker(config)
     requested = threading.Event()
     signals = []
