@@ -86,7 +86,8 @@ class CachedLog(EventLog):
         fresh = []
         for record, seq in zip(records, seqs):
             if seq is not None:
-                fresh.append({**record, "seq": seq})
+                record["seq"] = seq  # the caller's fresh dict (a closed trace, an alert copy)
+                fresh.append(record)
         with self._lock:
             self._tails[stream].add(fresh)
         return seqs

@@ -211,11 +211,18 @@ class SqliteLog(EventLog):
         return seqs
 
     def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> list[int | None]:
+        if stream not in ("traces", "alerts"):
+            raise ValueError(f"stream: expected traces or alerts, got {stream!r}")
         _, st = self._conns()
         now = time.time_ns()
         out: list[int | None] = []
+        rows: list[tuple] = []
         st.execute("BEGIN IMMEDIATE")
         try:
+            # offsets are given explicitly (head + 1, ...) so that many rows go in one
+            # statement; BEGIN IMMEDIATE keeps any other writer out meanwhile
+            row = st.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (stream,)).fetchone()
+            head = row[0] if row else 0
             for record in records:
                 body = msgpack.packb({k: v for k, v in record.items() if k != "seq"}, use_bin_type=True)
                 if stream == "traces":
@@ -225,19 +232,18 @@ class SqliteLog(EventLog):
                     if dedupe and st.execute("SELECT 1 FROM traces WHERE trace_id = ? AND tenant = ? AND first_seq = ?", key).fetchone():
                         out.append(None)
                         continue
-                    cur = st.execute(
-                        "INSERT INTO traces (tenant, trace_id, first_seq, closed_ns, body) VALUES (?, ?, ?, ?, ?)",
-                        (record["tenant"], record["trace_id"], first_seq, now, body),
-                    )
-                    out.append(cur.lastrowid)
-                elif stream == "alerts":
-                    cur = st.execute(
-                        "INSERT INTO alerts (severity, created_ns, body) VALUES (?, ?, ?)",
-                        (str(record.get("severity", "info")), now, body),
-                    )
-                    out.append(cur.lastrowid)
+                    head += 1
+                    rows.append((head, record["tenant"], record["trace_id"], first_seq, now, body))
                 else:
-                    raise ValueError(f"stream: expected traces or alerts, got {stream!r}")
+                    head += 1
+                    rows.append((head, str(record.get("severity", "info")), now, body))
+                out.append(head)
+            width = 6 if stream == "traces" else 4
+            columns = "(seq, tenant, trace_id, first_seq, closed_ns, body)" if stream == "traces" else "(seq, severity, created_ns, body)"
+            marks = "(" + ", ".join("?" * width) + ")"
+            for start in range(0, len(rows), 100):
+                chunk = rows[start : start + 100]
+                st.execute(f"INSERT INTO {stream} {columns} VALUES " + ",".join([marks] * len(chunk)), [v for r in chunk for v in r])
             if cursor is not None:
                 st.execute("INSERT OR REPLACE INTO cursors VALUES (?, 'events', ?)", cursor)
             st.execute("COMMIT")
