@@ -151,20 +151,23 @@ def _build(limits: Limits) -> Check:
 
     # Fields are declared in sorted order (kw_only allows required after optional)
     # so that to_builtins returns them in validate_event's canonical order.
-    class Source(Struct, forbid_unknown_fields=True, kw_only=True):
+    # gc=False: the decoder fills these with strings, numbers and fresh dicts and
+    # lists of scalars only, which cannot form a cycle; untracked, the short-lived
+    # Structs do not trigger garbage collections (decode measured 3.3 -> 2.0 us).
+    class Source(Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         host: Union[Text, UnsetType] = UNSET
         pid: Union[Annotated[int, Meta(ge=0, le=2**32 - 1)], UnsetType] = UNSET
         platform: Required
         sdk: Required
         service: Required
 
-    class Actor(Struct, forbid_unknown_fields=True, kw_only=True):
+    class Actor(Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         ip: Union[Text, UnsetType] = UNSET
         key_id: Union[Text, UnsetType] = UNSET
         session: Union[Text, UnsetType] = UNSET
         user: Union[Text, UnsetType] = UNSET
 
-    class Event(Struct, forbid_unknown_fields=True, kw_only=True):
+    class Event(Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
         actor: Union[Actor, UnsetType] = UNSET
         attrs: Union[Attrs, UnsetType] = UNSET
         duration_us: Union[UInt63, UnsetType] = UNSET
