@@ -3,8 +3,11 @@
 Ingest spent most of its time in :func:`secbus_sdk.event.validate_event`
 (pure Python, ~13 us per event; ``benchmarks/FINDINGS.md`` section 1).  This
 module decodes one event's msgpack bytes with msgspec (a well-kept C library)
-into typed Structs that carry the event's rules as constraints: patterns,
-enums, ranges and lengths.  It answers only one of two things:
+into typed Structs that carry the event's rules as constraints (enums,
+ranges, lengths, no unknown fields), then checks the patterns with one
+``re.fullmatch``.  :func:`split_pub` does this for every event of a PUB body
+(decoded as ``events: list[msgspec.Raw]``, so each event's bytes are kept as
+received).  For each event it answers one of two things:
 
 * a dict: the event is *certainly* valid, and the dict is exactly what
   ``validate_event`` would return (same keys, same canonical order, same
@@ -48,10 +51,9 @@ import functools
 import re
 from typing import Annotated, Callable, Literal, Union
 
+import msgpack
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
-
-import msgpack
 
 from secbus_sdk import wire
 from secbus_sdk.event import MAX_INT64, MAX_TYPE_LEN, OUTCOMES, SEVERITIES
@@ -59,9 +61,9 @@ from secbus_sdk.wire import DEFAULT_LIMITS, Limits
 
 # validate_event's regexes (secbus_sdk.event), joined into one fullmatch over
 # "id trace_id span_id type": no segment pattern allows a space and there are
-# exactly four, so a field holding a space fails the match, and it is exact (a msgspec Meta pattern per field costs ~0.5 us
-# each; one combined match costs about as much as one).  The lookaheads exclude
-# the all-zero trace and span ids.
+# exactly four, so a field holding a space fails the match, and it is exact.
+# (A msgspec Meta pattern per field costs ~0.5 us each; one combined match
+# costs about as much as one.)  The lookaheads exclude all-zero trace and span ids.
 IDS_PATTERN = (
     r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
     r" (?!0{32} )[0-9a-f]{32}"
