@@ -139,6 +139,7 @@ NEAR_VALUES = [
     "0193a3c4-5e6f-6a1b-8c2d-3e4f5a6b7c8d", "é" * 1100, "x" * 1025, "€" * 1024, "", 1.0, 2.5, float("nan"), float("inf"),
     -1, 2**63, 2**64 - 1, True, None, [], {}, [1.0], [[1]], ["a"] * 65, "\x00", "a b", "authn.login x",
     "0193a3c4-5e6f-7a1b-8c2d-3e4f5a6b7c8d 4bf92f3577b34da6a3ce929d0e0e4736", b"authn.login",
+    "€" * 1366, "€" * 22, "😀" * 17, ["€" * 1366],  # over 4096 / 64 UTF-8 bytes in few characters
 ]
 NEAR_FIELD_NAMES = ["id", "ts", "type", "outcome", "trace_id", "span_id", "severity", "resource", "reason",
                     "duration_us", "v", "source.platform", "source.pid", "source.host", "source.extra", "actor.user",
