@@ -233,6 +233,7 @@ class Broker:
                 "requests": self.ingest.counts["requests"],
                 "events_accepted": self.ingest.counts["events_accepted"],
                 "events_duplicate": self.ingest.counts["events_duplicate"],
+                "events_redacted": self.ingest.counts["events_redacted"],
                 "replies_dropped": self.ingest.counts["replies_dropped"],
                 "connections_accepted": self.ingest.counts["connections_accepted"],
                 "connections_closed": self.ingest.counts["connections_closed"],

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 from secbus_sdk.wire import DEFAULT_LIMITS, Limits
 
+from .ingest.redact import DEFAULT_SECRET_WORDS
+
 #: The embedded defaults; docs/operations.md documents every key.
 DEFAULTS: dict[str, Any] = {
     "data_dir": "./secbus-data",
@@ -37,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
         "rate_per_publisher": 0,
         # Bucket depth; 0 = max(rate_per_publisher, limits.max_batch_events).
         "rate_burst": 0,
+        # attrs keys containing one of these words (case-insensitive) have their value
+        # replaced by "[redacted]" before anything is stored; [] turns redaction off.
+        "redact_keys": list(DEFAULT_SECRET_WORDS),
     },
     "feed": {
         "endpoint": "tcp://127.0.0.1:7879",

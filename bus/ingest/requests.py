@@ -24,6 +24,7 @@ from secbus_sdk.wire import MALFORMED, OVERLOADED, UNAUTHORIZED, Limits, WireErr
 from ..log.base import StampedEvent
 from . import fastcheck
 from .identity import ANONYMOUS, identity_for
+from .redact import SecretKeys
 
 
 @dataclass(slots=True)
@@ -109,8 +110,12 @@ def _seq_of(body: dict) -> int | None:
 class RequestHandler:
     """Turns requests into replies or pending PUBs; counts every reject by code."""
 
-    def __init__(self, limits: Limits, rejects: Counter, overloaded: Callable[[], int | None], security=None):
+    def __init__(self, limits: Limits, rejects: Counter, overloaded: Callable[[], int | None], security=None,
+                 secrets: SecretKeys | None = None, counts: Counter | None = None):
         self.limits = limits
+        self.secrets = secrets if secrets is not None else SecretKeys()
+        #: events_redacted and other non-reject counts, shared with the router's /healthz figures
+        self.counts = counts if counts is not None else Counter()
         #: secbus.auth.security.Security: identity (CURVE) and the per-publisher rate; None = neither
         self.security = security
         self.rejects = rejects
@@ -157,6 +162,7 @@ class RequestHandler:
         max_event_bytes = limits.max_event_bytes
         publisher, tenant = identity.publisher, identity.tenant
         may_publish = None if identity is ANONYMOUS else identity.may_publish
+        redact = self.secrets.redact
         records, rejected, rejects = pending.records, pending.rejected, self.rejects
         # the per-event loop is the hot path: checks are inlined (about 1 us/event saved)
         for index, raw in enumerate(events):
@@ -164,7 +170,11 @@ class RequestHandler:
                 event = raw if sure is not None and sure[index] else validate_event(raw, limits)
                 if may_publish is not None and not may_publish(event["type"]):
                     raise WireError(UNAUTHORIZED, f"type: publisher {publisher!r} may not publish {event['type']!r}", "type")
-                if spans is not None and "tenant" not in raw and "publisher" not in raw and "seq" not in raw and "received_ns" not in raw:
+                redacted = redact(event) if "attrs" in event else None
+                if redacted is not None:
+                    event = redacted
+                    self.counts["events_redacted"] += 1
+                if redacted is None and spans is not None and "tenant" not in raw and "publisher" not in raw and "seq" not in raw and "received_ns" not in raw:
                     packed = spans[index]  # the bytes as received: no re-encoding
                 else:
                     for name in BROKER_FIELDS:  # stamped by the broker, never taken from the payload

@@ -25,6 +25,7 @@ from zmq.utils.monitor import recv_monitor_message
 from secbus_sdk.wire import MALFORMED, OVERLOADED, Limits
 
 from ..log.base import EventLog, StampedEvent
+from .redact import SecretKeys
 from .requests import PendingPub, RequestHandler, err
 
 log = logging.getLogger("secbus.ingest")
@@ -80,7 +81,7 @@ class Ingest:
         self.monitor = self.sock.get_monitor_socket(
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
         )
-        self.handler = RequestHandler(limits, self.rejects, self._overloaded, security)
+        self.handler = RequestHandler(limits, self.rejects, self._overloaded, security, SecretKeys(config["redact_keys"]), self.counts)
         self._last_ns = 0
         self._backlog_now = 0
 

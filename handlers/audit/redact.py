@@ -21,8 +21,8 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
-DEFAULT_SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "cookie",
-                        "api_key", "apikey", "private_key")
+from secbus.ingest.redact import DEFAULT_SECRET_WORDS  # one default list for ingest and audit
+
 DEFAULT_HASH_FIELDS = ("actor.session",)
 
 
