@@ -52,7 +52,9 @@ class DataDirInUse(RuntimeError):
 
 
 def prepare_data_dir(path: Path) -> Path:
-    """Create the data dir with mode 0700 (events may hold personal data)."""
+    """Create the data dir with mode 0700 (events may hold personal data); every
+    file the broker creates afterwards is 0600 (umask 077)."""
+    os.umask(0o077)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.stat().st_mode & 0o077:
         log.warning("data dir %s is readable by other users; consider chmod 700", path)

@@ -82,6 +82,13 @@ class Correlator:
             return first_seq
         return None
 
+    def shift_idle(self, delta_ns: int, now_ns: int) -> None:
+        """Move every open trace's idle clock forward by ``delta_ns`` (capped at
+        ``now_ns``): after a restart, the broker's downtime must not count as
+        idleness, or every trace open at the crash would close at once."""
+        for trace in self._open.values():
+            trace.last_seen_ns = min(trace.last_seen_ns + delta_ns, now_ns)
+
     def add(self, event: dict) -> list[dict]:
         """Add one committed event; return the traces this closed early (evictions)."""
         key = (event.get("tenant", "default"), event["trace_id"])

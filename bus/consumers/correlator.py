@@ -133,9 +133,7 @@ class CorrelatorRunner:
 
     def _forgive_downtime(self) -> None:
         """Move replayed open traces' idle clocks forward by the downtime (once)."""
-        # Correlator has no public method for this yet; its open traces carry last_seen_ns.
-        for trace in getattr(self.correlator, "_open", {}).values():
-            trace.last_seen_ns = min(trace.last_seen_ns + self.downtime_ns, time.time_ns())
+        self.correlator.shift_idle(self.downtime_ns, time.time_ns())
         log.info("correlator: replayed %d events after restart; %d traces still open", self.replay_until - self.cursor, self.correlator.open_count)
         self.downtime_ns = 0
 

@@ -71,6 +71,10 @@ def test_retention_never_deletes_what_a_block_handler_has_not_handled(broker_fac
 
 
 def test_data_dir_is_created_private(broker_factory):
-    b = broker_factory(handlers=[])
+    b = broker_factory(handlers=["audit"])
     assert stat.S_IMODE(b.data_dir.stat().st_mode) == 0o700
+    files = [p for p in b.data_dir.rglob("*") if p.is_file()]
+    assert files, "the broker created no files"
+    loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077}
+    assert loose == {}, "files readable by group or others"
     assert f"data dir {b.data_dir.resolve()}" in b.log_text()

@@ -117,3 +117,11 @@ def test_close_all_closes_everything():
 def test_bad_settings_are_refused_naming_the_setting(kwargs, field):
     with pytest.raises(ValueError, match=field):
         Correlator(**kwargs)
+
+
+def test_shift_idle_keeps_traces_open_across_a_broker_downtime():
+    c = Correlator(trace_idle_ns=SECOND)
+    c.add(event(1, at=0))
+    c.shift_idle(10 * SECOND, now_ns=10 * SECOND)
+    assert c.expire(10 * SECOND) == [], "the downtime counted as idleness"
+    assert len(c.expire(11 * SECOND)) == 1
