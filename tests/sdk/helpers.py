@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable, TypeVar
 
 from secbus_sdk import Client
 
-T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01, message: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for: {message} (last value: {value!r})")
-        time.sleep(interval)
+from support.broker import wait_until  # noqa: E402,F401  (re-exported for the SDK tests)
 
 
 def free_port() -> int:

@@ -1,27 +1,10 @@
-"""Small helpers for the security tests: polling with a deadline, key pairs on disk."""
+"""Small helpers for the security tests: key pairs on disk."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable, TypeVar
 
 from secbus.auth.keys import generate, load_secret_key_file
-
-T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes (then fail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
 
 class KeyPair:
     """A key pair generated with ``secbus.auth.keys.generate`` into ``directory``."""

@@ -14,7 +14,9 @@ from secbus.auth.security import Security
 from secbus.auth.feed import split_topic, subscriptions_for
 from secbus.auth.keys import load_secret_key_file
 
-from .helpers import KeyPair, wait_until
+from support.broker import wait_until
+
+from .helpers import KeyPair
 
 
 @pytest.fixture
@@ -75,7 +77,7 @@ def test_unknown_key_gets_nothing_through_and_is_counted(ctx, keys, security, ca
     stranger = client(ctx, zmq.DEALER, keys["broker"], keys["stranger"])
     stranger.connect(router.last_endpoint.decode())
     stranger.send_multipart([b"SECBUS1", b"PING", b"\x80"])
-    wait_until(lambda: security.stats()["handshakes_denied"] >= 1, what="the denied handshake to be counted")
+    wait_until(lambda: security.stats()["handshakes_denied"] >= 1, message="the denied handshake to be counted")
     assert not router.poll(300), "a message from an unknown key reached the broker"
     assert security.stats()["last_denied"]["public_key"] == keys["stranger"].public_text
     assert any("not in the allow-list" in r.getMessage() for r in caplog.records)
@@ -119,7 +121,7 @@ def test_feed_gate_keeps_each_tenant_in_its_namespace_and_admin_sees_all(ctx, ke
                 got[name].append(sub.recv_multipart()[0])
         return all(got.values()) and len(set(got["soc"])) == len(messages)
 
-    wait_until(pump, timeout=10, interval=0.02, what="every subscriber to receive its messages")
+    wait_until(pump, timeout=10, interval=0.02, message="every subscriber to receive its messages")
     assert set(got["web"]) == {b"acme/event.authn.login", b"acme/alert.high"}
     assert set(got["globex-app"]) == {b"globex/alert.high"}
     assert set(got["soc"]) == set(messages)
