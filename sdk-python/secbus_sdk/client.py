@@ -35,6 +35,7 @@ from .arguments import non_negative as _non_negative, positive as _positive, pos
 from .curve import curve_keys as _curve_keys
 from .fallback import FallbackSink
 from .ids import fast_event_id
+from . import selfstats as _selfstats
 from .queue import POLICIES, EventQueue
 from .sender import Config, Sender
 from .spool import NoSpool, Spool, SpoolError
@@ -97,6 +98,7 @@ class Client:
         server_key: str | bytes | None = None,
         public_key: str | bytes | None = None,
         secret_key: str | bytes | None = None,
+        stats_interval: float | None = _selfstats.DEFAULT_INTERVAL,
     ):
         limits = wire.DEFAULT_LIMITS
         if type(endpoint) is not str or "://" not in endpoint:
@@ -117,6 +119,8 @@ class Client:
         _non_negative("exit_timeout", exit_timeout)
         if block_timeout is not None:
             _non_negative("block_timeout", block_timeout)
+        if stats_interval is not None:
+            _non_negative("stats_interval", stats_interval)
         if on_full not in POLICIES:
             raise ValueError(f"on_full: expected one of {', '.join(POLICIES)}, got {wire.show(on_full)}")
         sink = None
@@ -142,6 +146,7 @@ class Client:
         self._fallback = sink
         self._exit_timeout = exit_timeout
         self._host = host
+        self._stats_interval = float(stats_interval) if stats_interval else 0.0
         self._config = Config(
             endpoint=endpoint,
             batch_size=batch_size,
@@ -183,6 +188,9 @@ class Client:
             spool = NoSpool(self.spool_dir, str(exc), self._spool_max_bytes)
         self._q = EventQueue(self._queue_size, self._on_full, self._block_timeout, self._fallback, self._build_event)
         self._sender = Sender(self._config, self._q, spool, self._build_event)
+        self._last_report: dict | None = None
+        if self._stats_interval > 0:
+            self._sender.set_periodic(self._stats_interval, self._report_stats)
         self._sender.start()
 
     # ------------------------------------------------------------------ emit
@@ -360,8 +368,13 @@ class Client:
         """Flush with a deadline (none if the bus is known down), spool the rest, stop. Idempotent."""
         if self._closed:
             return
-        self._closed = True
         timeout = self._exit_timeout if timeout is None else timeout
+        if self._stats_interval > 0:
+            try:
+                self._report_stats(final=True)
+            except Exception:  # a report must never stop close()
+                log.exception("secbus: final perf.sdk.stats report failed")
+        self._closed = True
         try:
             if not self._sender.is_down and timeout > 0:
                 self._sender.flush(timeout, give_up_when_down=True)
@@ -411,6 +424,29 @@ class Client:
             "spool_torn": spool.torn,
             "bad_replies": c.bad_replies,
         }
+
+    def _report_stats(self, final: bool = False) -> bool:
+        """Queue one ``perf.sdk.stats`` event (:mod:`.selfstats`); ``False`` if none was queued.
+
+        Periodic (sender thread): always, as a heartbeat.  ``final`` (close): only when the
+        counters changed since the last report.  Never subject to ``on_full``."""
+        snapshot = self.stats()
+        attrs = _selfstats.report_attrs(snapshot)
+        with self._stat_lock:
+            last = self._last_report
+            if final and (attrs == last if last is not None else not _selfstats.carried_anything(snapshot)):
+                return False
+            q = self._q
+            if len(q.items) >= q.capacity:
+                return False  # skipped, not dropped: the report must not inflate what it measures
+            self._last_report = attrs
+        outcome, severity = _selfstats.outcome_and_severity(attrs)
+        ts = _time_ns()
+        q.items.append((ts, fast_event_id(ts), _selfstats.EVENT_TYPE, outcome, None, None, None,
+                        attrs, severity, None, None, None))
+        if final:
+            q.wake()
+        return True
 
     def _after_fork_in_child(self) -> None:
         old_sender, old_queue = self._sender, self._q

@@ -136,6 +136,17 @@ class Sender:
         self._stopping = False
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="secbus-sender", daemon=True)
+        self._periodic: Callable[[], object] | None = None
+        self._periodic_every = 0.0
+        self._periodic_due = math.inf
+
+    def set_periodic(self, every: float, job: Callable[[], object]) -> None:
+        """Run ``job`` on this thread every ``every`` seconds (the ``perf.sdk.stats`` report).
+
+        Call before :meth:`start`; ``job`` must not block (it may append to the queue)."""
+        self._periodic = job
+        self._periodic_every = every
+        self._periodic_due = time.monotonic() + every
 
     # ------------------------------------------------------------ public (other threads)
 
@@ -245,6 +256,8 @@ class Sender:
         self._receive()
         now = time.monotonic()
         self._timers(now)
+        if now >= self._periodic_due:
+            self._run_periodic(now)
         self._cut_batches(now, urgent=flush_target > self._flushed)
         self._retry_held(now)
         self._replay(now)
@@ -257,6 +270,15 @@ class Sender:
                 self._flushed = flush_target
                 self._cv.notify_all()
         self._wait(now)
+
+    def _run_periodic(self, now: float) -> None:
+        self._periodic_due = now + self._periodic_every
+        if self._stopping:
+            return
+        try:
+            self._periodic()
+        except Exception as exc:
+            self._error(f"perf.sdk.stats report failed: {type(exc).__name__}: {exc}")
 
     def _drained(self) -> bool:
         return not self.queue.items and not self._in_flight and not self._held and self.spool.empty
@@ -314,6 +336,7 @@ class Sender:
                 timeout = min(timeout, self._probation_until - now)
         if self._flush_requested > self._flushed or self._stopping:
             timeout = min(timeout, 0.01)
+        timeout = min(timeout, self._periodic_due - now)
         # Lost wake-up guard: emit appended after we looked but before wake_at was set.
         if len(q.items) >= q.wake_at:
             timeout = 0

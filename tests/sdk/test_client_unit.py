@@ -27,6 +27,7 @@ def down_client(tmp_path):
         options.setdefault("service", "unit")
         options.setdefault("spool_dir", str(tmp_path / "spool"))
         options.setdefault("ack_timeout", 0.2)
+        options.setdefault("stats_interval", 0)  # exact event counts; reports: test_sdk_stats_events.py
         c = Client(dead_endpoint(), **options)
         clients.append(c)
         return c

@@ -389,7 +389,7 @@ def test_clients_restarting_during_a_long_outage_lose_nothing_spooled_by_earlier
     ids: list[str] = []
     for generation in range(3):  # three process lifetimes, all while the broker is down
         client = Client(later_broker.endpoint, service="sdk-test", spool_dir=str(spool_dir), ack_timeout=0.2,
-                        spool_max_bytes=2 * 1024 * 1024)
+                        spool_max_bytes=2 * 1024 * 1024, stats_interval=0)  # exact spool counts
         ids += [client.emit("authn.login", attrs={"gen": generation, "n": i, "pad": "p" * 100}) for i in range(1500)]
         wait_until(lambda: client.stats()["spooled"] >= 1500, 20, message=f"generation {generation} spooled")
         assert client.stats()["spool_events"] == 1500 * (generation + 1)
