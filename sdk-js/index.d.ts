@@ -97,6 +97,8 @@ export interface ClientOptions<P extends OnFull = OnFull> {
   blockTimeout?: number | null;
   /** At beforeExit or close() without argument: how long to wait for ACKs, ms. Default 2000. */
   exitTimeout?: number;
+  /** Every this many ms the client sends its counters as one perf.sdk.stats event (a heartbeat); 0 or null: off. Default 60000. */
+  statsIntervalMs?: number | null;
   /** source.host of every event. Default os.hostname(). */
   host?: string;
   /** The broker's CURVE public key (Z85, 40 characters); turns CURVE on. Default null. */

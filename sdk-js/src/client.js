@@ -58,12 +58,15 @@ const DEFAULTS = Object.freeze({
   fallback: null,
   blockTimeout: null,
   exitTimeout: 2000,
+  statsIntervalMs: 60000,
   host: undefined,
   serverKey: null,
   publicKey: null,
   secretKey: null,
   logger: undefined,
 });
+
+import { STATS_TYPE, carriedAnything, reportAttrs, sameAttrs } from './selfstats.js';
 
 const EMIT_FIELDS = new Set(['outcome', 'actor', 'resource', 'reason', 'attrs', 'severity', 'durationUs', 'traceparent']);
 const OUTCOME_SET = new Set(OUTCOMES);
@@ -163,6 +166,7 @@ export class Client {
     for (const name of ['lingerMs', 'ackTimeout', 'backoffMax', 'exitTimeout']) nonNegative(o, name);
     if (o.ackTimeout <= 0) throw optionError('ackTimeout', `must be > 0, got ${o.ackTimeout}`);
     if (o.blockTimeout !== null) nonNegative(o, 'blockTimeout');
+    if (o.statsIntervalMs !== null) nonNegative(o, 'statsIntervalMs');
     if (!['drop', 'block', 'fallback'].includes(o.onFull)) throw optionError('onFull', `expected "drop", "block" or "fallback", got ${show(o.onFull)}`);
     if (o.onFull === 'fallback' && (o.fallback === null || o.fallback === undefined)) {
       throw optionError('fallback', 'required with onFull "fallback": a file path or a function');
@@ -228,6 +232,11 @@ export class Client {
       this.immediate = null;
       this.sender.kick();
     };
+    // perf.sdk.stats self-reports (README.md, "Self-reports"): an unref'd timer, so it never keeps Node alive.
+    this.lastReport = null;
+    this.finalReported = false;
+    this.statsTimer = null;
+    if (o.statsIntervalMs) this.statsTimer = setInterval(() => this.reportStats(false), o.statsIntervalMs).unref();
     track(this);
     if (this.spool !== null && !this.spool.isEmpty) this.sender.kick(); // replay what an earlier process left
   }
@@ -419,6 +428,7 @@ export class Client {
    */
   close(ms = this.options.exitTimeout) {
     if (this.closing !== null) return this.closing;
+    this.reportFinal();
     this.closing = (async () => {
       const wait = this.sender.mode === 'down' ? 0 : ms;
       if (wait > 0) await this.flush(wait);
@@ -430,7 +440,9 @@ export class Client {
   /** Synchronous part of close (also the process `exit` hook): spool the rest, release everything. */
   closeSync() {
     if (this.closed) return;
+    this.reportFinal(); // the exit hook's path; after close() it has already run
     this.closed = true;
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
     if (this.closing === null) this.closing = Promise.resolve();
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     if (this.immediate !== null) clearImmediate(this.immediate);
@@ -511,6 +523,35 @@ export class Client {
     }
     onValue(result);
     return result;
+  }
+
+  /**
+   * Queue one `perf.sdk.stats` event with the counters EVENTS.md lists (see selfstats.js for the
+   * rules: heartbeat every interval, final only when changed, never subject to `onFull`).
+   * Returns true if a report was queued.
+   * @param {boolean} final
+   */
+  reportStats(final) {
+    if (this.closed) return false;
+    const stats = this.stats();
+    const attrs = reportAttrs(stats);
+    if (final && (this.lastReport !== null ? sameAttrs(attrs, this.lastReport) : !carriedAnything(stats))) return false;
+    const dropping = attrs.dropped > 0;
+    const event = this.build(STATS_TYPE, { outcome: dropping ? 'failure' : 'success', severity: dropping ? 'high' : 'info', attrs });
+    if (!this.queue.push(event)) return false; // full: skipped, never counted as dropped, never blocks
+    this.lastReport = attrs;
+    this.schedule();
+    return true;
+  }
+
+  reportFinal() {
+    if (this.statsTimer === null || this.finalReported) return;
+    this.finalReported = true;
+    try {
+      this.reportStats(true);
+    } catch (err) {
+      this.log.warn(`perf.sdk.stats final report failed: ${err.message}`);
+    }
   }
 
   /** Counters and state (README.md, "stats()"). */

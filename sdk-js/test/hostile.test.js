@@ -67,7 +67,7 @@ test('each kind of bad reply is named in lastError', async () => {
     const dir = tempDir();
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const logged = [];
-    const c = new Client({ service: 'victim', endpoint: peer.endpoint, spoolDir: dir, ackTimeout: 5000, logger: { debug() {}, warn: (m) => logged.push(m) } });
+    const c = new Client({ service: 'victim', endpoint: peer.endpoint, spoolDir: dir, ackTimeout: 5000, statsIntervalMs: 0, logger: { debug() {}, warn: (m) => logged.push(m) } });
     c.emit('authn.login');
     await waitUntil(() => pattern.test(c.stats().lastError ?? ''), 10000, () => `${pattern}: ${c.stats().lastError}`);
     assert.ok(logged.some((m) => pattern.test(m)), 'and logged as a warning');

@@ -21,7 +21,7 @@ function dir() {
 }
 async function offline(options) {
   const c = new Client({
-    service: 'burst', endpoint: `tcp://127.0.0.1:${await freePort()}`, spoolDir: dir(), ackTimeout: 100, spoolMaxBytes: 64 * 1024, ...options,
+    service: 'burst', endpoint: `tcp://127.0.0.1:${await freePort()}`, spoolDir: dir(), ackTimeout: 100, spoolMaxBytes: 64 * 1024, statsIntervalMs: 0, ...options, // exact counts
   });
   cleanups.push(() => c.close(0));
   return c;
