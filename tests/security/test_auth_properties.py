@@ -34,7 +34,7 @@ client_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(st.one_of(json_values, st.lists(client_like, max_size=4)))
 def test_allow_list_parser_raises_only_its_own_error(entries):
     try:
@@ -43,7 +43,7 @@ def test_allow_list_parser_raises_only_its_own_error(entries):
         assert str(exc).startswith("auth.clients")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(st.one_of(st.text(max_size=60), st.binary(max_size=60)))
 def test_key_check_raises_only_its_own_error(value):
     try:
@@ -55,7 +55,7 @@ def test_key_check_raises_only_its_own_error(value):
 tenants = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,10}", fullmatch=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(tenants, st.binary(max_size=40))
 def test_a_tenant_subscription_is_applied_only_inside_its_namespace(tenant, topic):
     identity = Identity(name="x", public_key=b"k" * 40, tenant=tenant, types=("*",))
@@ -78,7 +78,7 @@ def segment_oracle(prefix: str, event_type: str) -> bool:
     return t[: len(p)] == p and (len(t) > len(p) or not prefix.endswith("."))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(st.lists(type_prefixes, min_size=1, max_size=3), event_types)
 def test_type_scopes_match_only_on_segment_boundaries(prefixes, event_type):
     identity = Identity(name="x", public_key=b"k" * 40, tenant="t", types=tuple(prefixes))
