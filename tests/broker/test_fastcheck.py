@@ -25,9 +25,10 @@ from secbus_sdk import wire
 from secbus_sdk.event import validate_event
 from support.broker import RawClient, start_broker, wait_until
 from support.events import make_event, make_events
+from support import vectors
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-VECTORS = sorted((ROOT / "proto" / "vectors").glob("*.json"))
+VECTORS = vectors.PATHS
 
 
 def _load_properties():

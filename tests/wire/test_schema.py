@@ -34,12 +34,15 @@ from secbus_sdk.event import (
     TYPE_RE,
     validate_event,
 )
+from secbus.ingest.redact import DEFAULT_SECRET_WORDS
+from support import vectors
 
 PROTO = pathlib.Path(__file__).resolve().parents[2] / "proto"
 SCHEMA = json.loads((PROTO / "event.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = Draft202012Validator(SCHEMA)
 EVENTS_MD = (PROTO / "EVENTS.md").read_text(encoding="utf-8")
-VECTORS = sorted((PROTO / "vectors").glob("*.json"))
+VECTORS = vectors.PATHS
+from_json = vectors.from_json
 
 CATALOGUE = (
     "authn.signature.verify", "authn.key.validate", "authn.token.verify", "authn.login", "authn.mfa.verify",
@@ -48,20 +51,9 @@ CATALOGUE = (
     "perf.verification.timing", "perf.sdk.stats",
     "security.attack.detected", "security.anomaly", "security.compliance.violation",
 )
-# The audit handler drops attrs whose key contains one of these (EVENTS.md section 3);
+# Ingest and the audit handler redact attrs whose key contains one of these (EVENTS.md section 3);
 # catalogue attrs must not, or the audit log would lose them.
-AUDIT_SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "cookie", "api_key", "apikey", "private_key")
-
-
-def from_json(value):
-    """Undo the vectors' {"$int": "<decimal>"} convention for big integers."""
-    if isinstance(value, dict):
-        if set(value) == {"$int"}:
-            return int(value["$int"])
-        return {k: from_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_json(v) for v in value]
-    return value
+AUDIT_SECRET_WORDS = DEFAULT_SECRET_WORDS
 
 
 def load_vectors(kind_filter):

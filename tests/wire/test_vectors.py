@@ -1,29 +1,15 @@
 """Every vector in proto/vectors: the Python codec encodes to exactly its bytes,
 decodes them back to its value, and rejects invalid ones with the expected code."""
 
-import json
-import pathlib
-
 import pytest
 
 from secbus_sdk import wire
 from secbus_sdk.event import validate_event
+from support import vectors
 
-VECTORS = sorted((pathlib.Path(__file__).resolve().parents[2] / "proto" / "vectors").glob("*.json"))
-
-
-def from_json(value):
-    if isinstance(value, dict):
-        if set(value) == {"$int"}:
-            return int(value["$int"])
-        return {k: from_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_json(v) for v in value]
-    return value
-
-
-def load(path):
-    return json.loads(path.read_text(encoding="utf-8"))
+VECTORS = vectors.PATHS
+from_json = vectors.from_json
+load = vectors.load
 
 
 def test_there_are_at_least_thirty_vectors_of_both_kinds():
