@@ -17,12 +17,20 @@ Closed traces carry their events in time order, the platforms, services
 and outcome counts, the first and last event timestamps, and the flags
 ``cross_platform`` (two or more platforms), ``mixed_outcomes`` (two or more
 outcomes), ``evicted``, ``late`` and ``truncated``.
+
+Memory: an open trace keeps its events as msgpack bytes (about the event's
+encoded size, ~0.5 KB for a typical event) and rebuilds them into dicts only
+when it closes.  Kept as dicts they cost ~3 KB each and, being the same
+objects the log's tail cache hands out, kept that cache's evicted events
+alive: with 20 000 open traces that was most of the broker's RSS.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+
+import msgpack
 
 TraceKey = tuple[str, str]
 
@@ -33,7 +41,7 @@ class _OpenTrace:
     trace_id: str
     late: bool
     last_seen_ns: int
-    events: list[dict] = field(default_factory=list)
+    events: list[bytes] = field(default_factory=list)  # msgpack of each kept event
     event_count: int = 0
     platforms: set[str] = field(default_factory=set)
     services: set[str] = field(default_factory=set)
@@ -131,7 +139,7 @@ class Correlator:
         trace.last_seen_ns = max(trace.last_seen_ns, now)
         trace.event_count += 1
         if len(trace.events) < self.max_trace_events:
-            trace.events.append(event)
+            trace.events.append(msgpack.packb(event, use_bin_type=True))
         source = event.get("source") or {}
         if source.get("platform"):
             trace.platforms.add(source["platform"])
@@ -167,10 +175,11 @@ class Correlator:
             flags.append("mixed_outcomes")
         if trace.event_count > len(trace.events):
             flags.append("truncated")
+        events = [msgpack.unpackb(raw, raw=False, strict_map_key=False) for raw in trace.events]
         return {
             "tenant": trace.tenant,
             "trace_id": trace.trace_id,
-            "events": sorted(trace.events, key=lambda e: (e["ts"], e.get("seq", 0))),
+            "events": sorted(events, key=lambda e: (e["ts"], e.get("seq", 0))),
             "event_count": trace.event_count,
             "platforms": sorted(trace.platforms),
             "services": sorted(trace.services),

@@ -8,8 +8,15 @@ each closed trace), so after the commit the newest ones are kept here; a consume
 memory, one that lags further than the cache reads from the log as before.
 
 The same dict objects are handed to every consumer: handlers must treat
-events as read-only (docs/handlers.md).  Memory: ``capacity`` events of about
-1.5 KB each (20 000 events: about 30 MB).
+events as read-only (docs/handlers.md).
+
+Memory: each tail is bounded twice, by records (``capacity``) and by bytes
+(``max_bytes``, counted as each record's encoded msgpack size: the body ingest
+stored for an event, the packed record for a trace or alert).  The byte bound
+is strict: after every append a tail holds at most ``max_bytes`` encoded bytes,
+so a burst of large events cannot blow it up.  As decoded Python dicts the
+records take a measured ~4-6x their encoded size (see docs/operations.md,
+Capacity), so the default 8 MB per events tail is about 40 MB of RSS.
 """
 
 from __future__ import annotations
@@ -17,32 +24,54 @@ from __future__ import annotations
 import threading
 from typing import Any, Sequence
 
+import msgpack
+
 from .base import EventLog, StampedEvent
 
 DEFAULT_CAPACITY = 20_000
+#: Encoded bytes per events tail (traces: a quarter, alerts: 1 MB).
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+#: What the stamped columns (seq, received_ns, publisher, tenant) add to an event's body.
+STAMP_BYTES = 64
 
 
 class _Tail:
     """The newest records of one stream, contiguous offsets from ``first``."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, max_bytes: int):
+        if capacity < 1 or max_bytes < 1:
+            raise ValueError(f"cache: capacity and max_bytes must be positive, got {capacity} and {max_bytes}")
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.records: list[dict] = []
+        self.sizes: list[int] = []  # encoded size of each record, parallel to ``records``
+        self.bytes = 0
         self.first = 0
         self.hits = 0
         self.misses = 0
 
-    def add(self, fresh: list[dict] | None) -> None:
+    def add(self, fresh: list[dict] | None, sizes: list[int] | None = None) -> None:
         if fresh is None or (fresh and self.records and fresh[0]["seq"] != self.first + len(self.records)):
-            self.records = []  # not contiguous: start over
+            self.records, self.sizes, self.bytes = [], [], 0  # not contiguous: start over
             fresh = fresh or []
         if fresh and not self.records:
             self.first = fresh[0]["seq"]
+        sizes = sizes if sizes is not None else [STAMP_BYTES] * len(fresh)
         self.records.extend(fresh)
+        self.sizes.extend(sizes)
+        self.bytes += sum(sizes)
+        drop = 0
         extra = len(self.records) - self.capacity
-        if extra > self.capacity // 4:  # trim in steps: amortised O(1) per record
-            del self.records[:extra]
-            self.first += extra
+        if extra > self.capacity // 4:  # trim by count in steps: amortised O(1) per record
+            drop = extra
+            self.bytes -= sum(self.sizes[:drop])
+        while self.bytes > self.max_bytes:  # the byte bound is strict
+            self.bytes -= self.sizes[drop]
+            drop += 1
+        if drop:
+            del self.records[:drop]
+            del self.sizes[:drop]
+            self.first += drop
 
     def get(self, after: int, limit: int) -> list[dict] | None:
         start = after + 1 - self.first
@@ -56,15 +85,21 @@ class _Tail:
 class CachedLog(EventLog):
     """Wraps an :class:`EventLog`; appends feed the tails, reads try them first."""
 
-    def __init__(self, inner: EventLog, capacity: int = DEFAULT_CAPACITY):
+    def __init__(self, inner: EventLog, capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES):
         self.inner = inner
         self.capacity = capacity
-        self._tails = {"events": _Tail(capacity), "traces": _Tail(max(1, capacity // 4)), "alerts": _Tail(1000)}
+        self.max_bytes = max_bytes
+        self._tails = {
+            "events": _Tail(capacity, max_bytes),
+            "traces": _Tail(max(1, capacity // 4), max(1, max_bytes // 4)),
+            "alerts": _Tail(1000, min(max_bytes, 1024 * 1024)),
+        }
         self._lock = threading.Lock()
 
     def append_events(self, events: Sequence[StampedEvent]) -> list[int | None]:
         seqs = self.inner.append_events(events)
         fresh: list[dict] | None = []
+        sizes: list[int] = []
         for stamped, seq in zip(events, seqs):
             if seq is None:
                 continue
@@ -77,19 +112,22 @@ class CachedLog(EventLog):
             event["publisher"] = stamped.publisher
             event["tenant"] = stamped.tenant
             fresh.append(event)
+            sizes.append(len(stamped.body) + STAMP_BYTES)
         with self._lock:
-            self._tails["events"].add(fresh)
+            self._tails["events"].add(fresh, sizes)
         return seqs
 
     def append(self, stream, records, cursor=None, dedupe=False):
         seqs = self.inner.append(stream, records, cursor, dedupe)
         fresh = []
+        sizes = []
         for record, seq in zip(records, seqs):
             if seq is not None:
                 record["seq"] = seq  # the caller's fresh dict (a closed trace, an alert copy)
                 fresh.append(record)
+                sizes.append(len(msgpack.packb(record, use_bin_type=True)))
         with self._lock:
-            self._tails[stream].add(fresh)
+            self._tails[stream].add(fresh, sizes)
         return seqs
 
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
@@ -129,7 +167,7 @@ class CachedLog(EventLog):
     def stats(self) -> dict[str, Any]:
         out = self.inner.stats()
         with self._lock:
-            out["cache"] = {s: {"records": len(t.records), "capacity": t.capacity, "hits": t.hits, "misses": t.misses} for s, t in self._tails.items()}
+            out["cache"] = {s: {"records": len(t.records), "capacity": t.capacity, "bytes": t.bytes, "max_bytes": t.max_bytes, "hits": t.hits, "misses": t.misses} for s, t in self._tails.items()}
         return out
 
     def close(self) -> None:

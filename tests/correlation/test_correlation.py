@@ -125,3 +125,20 @@ def test_shift_idle_keeps_traces_open_across_a_broker_downtime():
     c.shift_idle(10 * SECOND, now_ns=10 * SECOND)
     assert c.expire(10 * SECOND) == [], "the downtime counted as idleness"
     assert len(c.expire(11 * SECOND)) == 1
+
+
+def test_open_traces_hold_events_compactly_and_close_with_them_intact():
+    import sys
+
+    c = Correlator(trace_idle_ns=SECOND, max_trace_events=50)
+    originals = [dict(event(i, at=i, platform="python"), attributes={"user": "u" * 40, "n": i}) for i in range(1, 101)]
+    for e in originals:
+        c.add(e)
+    [open_trace] = c._open.values()
+    held = sum(sys.getsizeof(raw) for raw in open_trace.events)
+    assert len(open_trace.events) == 50, "max_trace_events bounds what an open trace holds"
+    assert held < 50 * 400, f"an open trace holds {held} B for 50 small events: not compact"
+    assert not any(isinstance(raw, dict) for raw in open_trace.events), "open traces must not keep event dicts alive"
+    [trace] = c.close_all()
+    assert trace["events"] == originals[:50]
+    assert trace["event_count"] == 100 and "truncated" in trace["flags"]
