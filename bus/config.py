@@ -72,7 +72,8 @@ DEFAULTS: dict[str, Any] = {
     "limits": {name: getattr(DEFAULT_LIMITS, name) for name in Limits.__dataclass_fields__},
     "correlation": {
         "trace_idle_ms": 5_000,
-        # Open traces live in memory: about (events per trace x ~1.5 KB) each.
+        # Open traces live in memory, their events kept as msgpack: about
+        # (events per trace x the event's encoded size + ~40 B) + ~1 KB each.
         "max_open_traces": 20_000,
         "max_trace_events": 1000,
         "expire_interval_ms": 250,
