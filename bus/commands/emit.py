@@ -12,7 +12,7 @@ from secbus_sdk.event import OUTCOMES, SEVERITIES, new_event_id, new_span_id, ne
 from secbus_sdk.tracecontext import parse_traceparent
 
 from .. import __version__
-from .ping import DEFAULT_ENDPOINT, curve_of, default_endpoint
+from .ping import add_request_options, curve_of, default_endpoint
 from .request import NoAnswer, request
 
 
@@ -26,14 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--reason", help="a short reason code")
     p.add_argument("--traceparent", metavar="HEADER", help="W3C traceparent to join (an invalid one starts a new trace)")
     p.add_argument("--service", default="secbus-cli", help="source.service (default secbus-cli)")
-    p.add_argument("--endpoint", default=None, help=f"ingest endpoint (default $SECBUS_INGEST_ENDPOINT or {DEFAULT_ENDPOINT})")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the ACK (default 5)")
-    try:
-        from ..auth.client import add_client_key_options
-
-        add_client_key_options(p)
-    except ImportError:
-        pass
+    add_request_options(p, 5.0, "the ACK")
     p.set_defaults(run=run)
 
 

@@ -17,16 +17,21 @@ def default_endpoint() -> str:
     return os.environ.get("SECBUS_INGEST_ENDPOINT", DEFAULT_ENDPOINT)
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("ping", help="check that a broker answers")
+def add_request_options(p, timeout: float, waits_for: str) -> None:
+    """--endpoint, --timeout and the CURVE key options that every one-shot request command takes."""
     p.add_argument("--endpoint", default=None, help=f"ingest endpoint (default $SECBUS_INGEST_ENDPOINT or {DEFAULT_ENDPOINT})")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for PONG (default 3)")
+    p.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait for {waits_for} (default {timeout:g})")
     try:
         from ..auth.client import add_client_key_options
 
         add_client_key_options(p)
     except ImportError:
         pass
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("ping", help="check that a broker answers")
+    add_request_options(p, 3.0, "PONG")
     p.set_defaults(run=run)
 
 

@@ -5,33 +5,21 @@
 // explicit flush, and the client never keeps a finished script alive.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { Client, formatTraceparent, newSpanId, newTraceId } from '../src/index.js';
 import { Spool } from '../src/spool.js';
-import { BROKER_MISSING, freePort, startBroker, tempDir } from './support/broker.js';
+import { BROKER_MISSING, freePort } from './support/broker.js';
 import { killEmitters, runEmitter } from './support/child.js';
+import { Scratch } from './support/scratch.js';
 import { waitUntil } from './support/wait.js';
 
-const cleanups = [];
+const scratch = new Scratch();
 after(async () => {
   killEmitters();
-  for (const fn of cleanups.reverse()) await fn();
+  await scratch.cleanup();
 });
-function dir() {
-  const d = tempDir();
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-function client(options) {
-  const c = new Client({ service: 'it', spoolDir: dir(), ...options });
-  cleanups.push(() => c.close(0));
-  return c;
-}
-async function broker(opts) {
-  const b = await startBroker(opts);
-  cleanups.push(() => b.dispose());
-  return b;
-}
+const dir = () => scratch.dir();
+const client = (options) => scratch.client({ service: 'it', ...options });
+const broker = (opts) => scratch.broker(opts);
 
 let shared;
 before(async () => {
@@ -158,7 +146,7 @@ test('a spool left by a killed client process is replayed by the next one', opts
   assert.equal(signal, 'SIGKILL');
   const b = await broker({ port });
   const next = new Client({ service: 'it', endpoint: b.ingest, spoolDir });
-  cleanups.push(() => next.close(0));
+  scratch.defer(() => next.close(0));
   assert.equal(await next.flush(15000), true, JSON.stringify(next.stats()));
   assert.equal(next.stats().replayed, 500);
   assert.equal(await b.eventCount(), 500);

@@ -4,26 +4,21 @@
 // disk; or, for "block" with a broker, the queue is far smaller than the burst.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from '../src/index.js';
-import { BROKER_MISSING, freePort, startBroker, tempDir } from './support/broker.js';
+import { BROKER_MISSING, freePort, startBroker } from './support/broker.js';
+import { Scratch } from './support/scratch.js';
 import { waitUntil } from './support/wait.js';
 
-const cleanups = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
-function dir() {
-  const d = tempDir();
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
+const scratch = new Scratch();
+after(() => scratch.cleanup());
+const dir = () => scratch.dir();
 async function offline(options) {
   const c = new Client({
     service: 'burst', endpoint: `tcp://127.0.0.1:${await freePort()}`, spoolDir: dir(), ackTimeout: 100, spoolMaxBytes: 64 * 1024, statsIntervalMs: 0, ...options, // exact counts
   });
-  cleanups.push(() => c.close(0));
+  scratch.defer(() => c.close(0));
   return c;
 }
 /** Wait until the sender has given up on the bus and filled the spool. */
@@ -101,9 +96,9 @@ test('block policy: emit returns a promise that waits for room, and blockTimeout
 
 test('block policy loses nothing under a burst 300 times the queue size', { skip: BROKER_MISSING }, async () => {
   const b = await startBroker();
-  cleanups.push(() => b.dispose());
+  scratch.defer(() => b.dispose());
   const c = new Client({ service: 'burst', endpoint: b.ingest, spoolDir: dir(), queueSize: 10, batchSize: 5, onFull: 'block' });
-  cleanups.push(() => c.close(0));
+  scratch.defer(() => c.close(0));
   const ids = await Promise.all(Array.from({ length: 3000 }, (_, i) => c.emit('authn.login', { attrs: { i } })));
   assert.equal(new Set(ids).size, 3000);
   assert.equal(await c.flush(20000), true, JSON.stringify(c.stats()));

@@ -5,34 +5,22 @@
 // timer never keeps an idle process alive; bad option values are refused by name.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { Client } from '../src/index.js';
 import { validateEvent } from '../src/event.js';
-import { BROKER_MISSING, startBroker, tempDir } from './support/broker.js';
+import { BROKER_MISSING } from './support/broker.js';
 import { killEmitters, runEmitter } from './support/child.js';
+import { Scratch } from './support/scratch.js';
 import { waitUntil } from './support/wait.js';
 
 const ATTRS = ['dropped', 'fallback', 'queued', 'rejected', 'replayed', 'spooled'];
-const cleanups = [];
+const scratch = new Scratch();
 after(async () => {
   killEmitters();
-  for (const fn of cleanups.reverse()) await fn();
+  await scratch.cleanup();
 });
-function dir() {
-  const d = tempDir();
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-function client(options) {
-  const c = new Client({ spoolDir: dir(), ...options });
-  cleanups.push(() => c.close(0));
-  return c;
-}
-async function broker(opts) {
-  const b = await startBroker(opts);
-  cleanups.push(() => b.dispose());
-  return b;
-}
+const dir = () => scratch.dir();
+const client = (options) => scratch.client(options);
+const broker = (opts) => scratch.broker(opts);
 const opts = { skip: BROKER_MISSING, timeout: 60_000 };
 
 test('a report carries exactly the EVENTS.md attrs as integers and is a valid event', () => {

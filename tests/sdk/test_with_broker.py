@@ -146,7 +146,7 @@ CHILD = textwrap.dedent(
         f.write("\\n".join(ids))
     deadline = time.monotonic() + 30
     while client.stats()["spooled"] < 500 and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.01)  # polling, bounded by the deadline above
     print("spooled", client.stats()["spooled"], flush=True)
     time.sleep(600)  # wait to be killed
     """

@@ -9,12 +9,11 @@ subclasses :class:`BrokerProcess` for those two things and nothing else.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import zmq
 
-from support.broker import BrokerProcess, RawClient, to_toml, wait_until
+from support.broker import BrokerProcess, RawClient, to_toml
 
 from .helpers import KeyPair
 
@@ -64,23 +63,8 @@ class SecureBroker(BrokerProcess):
     def client_for(self, pair: KeyPair | None, timeout: float = 10.0) -> CurveClient:
         return CurveClient(self.ingest, self.server.public, pair, timeout)
 
-    def wait_ready(self, timeout: float = 20.0) -> "SecureBroker":
-        runtime = wait_until(self._runtime, timeout, 0.02, lambda: f"broker.json from pid {self.proc.pid}\n{self.log_text()}")
-        self.ingest, self.feed, self.http = runtime["ingest"], runtime.get("feed", ""), runtime["http"]
-        self.config["ingest"]["endpoint"] = self.ingest
-        if self.feed:
-            self.config["feed"]["endpoint"] = self.feed
-        self.config["http"]["address"] = self.http
-        with self.client_for(self.probe) as client:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    client.ping(timeout=0.5)
-                    return self
-                except TimeoutError:
-                    self._runtime()
-                    if time.monotonic() > deadline:
-                        raise
+    def probe_client(self) -> CurveClient:
+        return self.client_for(self.probe)
 
 
 def start_secure_broker(tmp_path: Path, server: KeyPair, clients: list[dict], probe: KeyPair, config: dict | None = None, handlers=None) -> SecureBroker:

@@ -48,7 +48,7 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             text = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout}s waiting for: {text} (last value: {value!r})")
-        time.sleep(interval)
+        time.sleep(interval)  # the polling interval of this deadline-bounded wait
 
 
 # --------------------------------------------------------------------------
@@ -214,6 +214,10 @@ class BrokerProcess:
             return None
         return data if data.get("pid") == self.proc.pid else None
 
+    def probe_client(self) -> "RawClient":
+        """The client wait_ready pings with (a subclass with CURVE gives a keyed one)."""
+        return RawClient(self.ingest)
+
     def wait_ready(self, timeout: float = 20.0) -> "BrokerProcess":
         """Wait until the broker reported its addresses and answers PING."""
         runtime = wait_until(self._runtime, timeout, 0.02, lambda: f"broker.json from pid {self.proc.pid}\n{self.log_text()}")
@@ -223,7 +227,7 @@ class BrokerProcess:
         if self.feed:
             self.config["feed"]["endpoint"] = self.feed
         self.config["http"]["address"] = self.http
-        with RawClient(self.ingest) as client:
+        with self.probe_client() as client:
             deadline = time.monotonic() + timeout
             while True:
                 try:

@@ -39,7 +39,7 @@ class Recorder:
             self._write({"hook": "on_events", "failed": True, "seqs": [e["seq"] for e in events]})
             raise RuntimeError(f"recorder: failing call {self.calls} on purpose")
         if self.settings.get("sleep_s"):
-            time.sleep(self.settings["sleep_s"])
+            time.sleep(self.settings["sleep_s"])  # the behaviour under test: a slow handler
         self._write({"hook": "on_events", "seqs": [e["seq"] for e in events], "ids": [e["id"] for e in events]})
         if self.settings.get("alert_on_type"):
             for e in events:
