@@ -81,8 +81,10 @@ export interface ClientOptions<P extends OnFull = OnFull> {
   queueSize?: number;
   /** Events per PUB, at most 1000. Default 256. */
   batchSize?: number;
-  /** How long a partial batch waits for more events, ms. Default 5. */
+  /** How long a partial batch waits for more events, ms: the most a lone event waits. Default 5. */
   lingerMs?: number;
+  /** Adaptive linger: while events keep coming the wait doubles per batch up to this, ms; back to lingerMs after a quiet period. Default 20. */
+  maxLingerMs?: number;
   /** No ACK (or PONG) within this many ms: the bus is unreachable. Default 2000. */
   ackTimeout?: number;
   /** Batches sent and not yet acknowledged. Default 8. */

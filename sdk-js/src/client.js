@@ -51,6 +51,7 @@ const DEFAULTS = Object.freeze({
   queueSize: 10000,
   batchSize: 256,
   lingerMs: 5,
+  maxLingerMs: 20,
   ackTimeout: 2000,
   maxInFlight: 8,
   backoffMax: 2000,
@@ -163,7 +164,7 @@ export class Client {
     }
     for (const name of ['spoolMaxBytes', 'queueSize', 'batchSize', 'maxInFlight']) positiveInt(o, name);
     if (o.spoolMaxBytes < MIN_SPOOL_BYTES) throw optionError('spoolMaxBytes', `at least ${MIN_SPOOL_BYTES} (64 KiB), got ${o.spoolMaxBytes}`);
-    for (const name of ['lingerMs', 'ackTimeout', 'backoffMax', 'exitTimeout']) nonNegative(o, name);
+    for (const name of ['lingerMs', 'maxLingerMs', 'ackTimeout', 'backoffMax', 'exitTimeout']) nonNegative(o, name);
     if (o.ackTimeout <= 0) throw optionError('ackTimeout', `must be > 0, got ${o.ackTimeout}`);
     if (o.blockTimeout !== null) nonNegative(o, 'blockTimeout');
     if (o.statsIntervalMs !== null) nonNegative(o, 'statsIntervalMs');
@@ -184,6 +185,10 @@ export class Client {
     this.waiters = []; // block policy: events waiting for room, FIFO
     this.knownTypes = new Set();
     this.lingerTimer = null;
+    // Adaptive linger (see schedule()): the current period and when the last one ended.
+    this.lingerPeriodMs = o.lingerMs;
+    this.maxLingerMs = Math.max(o.lingerMs, o.maxLingerMs);
+    this.lingerEndedAt = -Infinity;
     this.immediate = null;
     this.urgent = 0; // flushes in progress: send partial batches at once
     this.flushWaiters = new Set();
@@ -226,6 +231,10 @@ export class Client {
     });
     this.onLinger = () => {
       this.lingerTimer = null;
+      this.lingerEndedAt = performance.now();
+      // A partial batch waited a whole period and traffic may go on: the next period
+      // doubles, up to maxLingerMs (fewer, fuller batches; each costs far more than an event).
+      if (this.queue.size < this.options.batchSize) this.lingerPeriodMs = Math.min(this.lingerPeriodMs * 2, this.maxLingerMs);
       this.sender.kick();
     };
     this.onImmediate = () => {
@@ -333,12 +342,18 @@ export class Client {
     if (diff > 5_000_000n) this.tsBase += wall - ours;
   }
 
-  /** Wake the sender: at once for a full batch (or a flush), after `lingerMs` otherwise. */
+  /**
+   * Wake the sender: at once for a full batch (or a flush), after the linger period
+   * otherwise. Adaptive linger: the period is `lingerMs` for the first event after a pause
+   * (no event for a whole period), and doubles at each period while events keep coming, up
+   * to `maxLingerMs`; the timer is armed once per batch, so this costs one clock read then.
+   */
   schedule() {
     if (this.queue.size >= this.options.batchSize || this.urgent > 0) {
       if (this.immediate === null) this.immediate = setImmediate(this.onImmediate).unref();
     } else if (this.lingerTimer === null) {
-      this.lingerTimer = setTimeout(this.onLinger, this.options.lingerMs).unref();
+      if (performance.now() - this.lingerEndedAt > this.lingerPeriodMs) this.lingerPeriodMs = this.options.lingerMs;
+      this.lingerTimer = setTimeout(this.onLinger, this.lingerPeriodMs).unref();
     }
   }
 

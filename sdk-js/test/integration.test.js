@@ -45,6 +45,33 @@ test('events are acknowledged and stored exactly once', opts, async () => {
   assert.equal(await shared.eventCount() - start, 1000);
 });
 
+test('adaptive linger: the period grows while traffic flows; a lone event after a pause waits lingerMs', opts, async () => {
+  const c = client({ endpoint: shared.ingest, lingerMs: 5, maxLingerMs: 1000 });
+  const start = await shared.eventCount();
+  let n = 0;
+  // A steady stream under batchSize events per period (pacing, not a synchronisation).
+  const timer = setInterval(() => { c.emit('authn.login', { attrs: { n } }); n++; }, 5);
+  try {
+    await waitUntil(() => c.lingerPeriodMs >= 1000, 20000, 'linger period grown to maxLingerMs');
+  } finally {
+    clearInterval(timer);
+  }
+  await waitUntil(() => c.stats().acked === n, 20000, () => `all acknowledged: ${JSON.stringify(c.stats())}`);
+  // A whole period without an event: the next one starts over at lingerMs.
+  await waitUntil(() => performance.now() - c.lingerEndedAt > c.lingerPeriodMs, 5000, 'a quiet period');
+  const started = performance.now();
+  c.emit('authn.login', { attrs: { n } });
+  n++;
+  assert.equal(c.lingerPeriodMs, 5);
+  await waitUntil(() => c.stats().acked === n, 5000, 'the lone event acknowledged');
+  // Generous bound for a loaded test machine; held for the grown period it would take >= 1 s.
+  assert.ok(performance.now() - started < 900, `lone event took ${performance.now() - started} ms`);
+  const s = c.stats();
+  assert.equal(s.duplicate, 0);
+  assert.equal(s.dropped, 0);
+  assert.equal(await shared.eventCount() - start, n);
+});
+
 test('events sharing a traceparent are stored with that trace id', opts, async (t) => {
   const c = client({ endpoint: shared.ingest });
   const traceId = newTraceId();

@@ -33,6 +33,7 @@ from . import __version__, event as _event, wire
 from .arguments import actor_copy as _actor, check as _check, invalid as _invalid
 from .arguments import non_negative as _non_negative, positive as _positive, positive_int as _positive_int
 from .curve import curve_keys as _curve_keys
+from .encode import EventEncoder
 from .fallback import FallbackSink
 from .ids import fast_event_id
 from . import selfstats as _selfstats
@@ -87,6 +88,7 @@ class Client:
         queue_size: int = 10000,
         batch_size: int = 256,
         linger_ms: float = 5,
+        max_linger_ms: float = 20,
         ack_timeout: float = 2.0,
         max_in_flight: int = 8,
         backoff_max: float = 2.0,
@@ -114,6 +116,7 @@ class Client:
         if spool_max_bytes < 64 * 1024:
             raise ValueError(f"spool_max_bytes: must be at least 65536 (64 KiB), got {spool_max_bytes}")
         _non_negative("linger_ms", linger_ms)
+        _non_negative("max_linger_ms", max_linger_ms)
         _positive("ack_timeout", ack_timeout)
         _positive("backoff_max", backoff_max)
         _non_negative("exit_timeout", exit_timeout)
@@ -151,6 +154,7 @@ class Client:
             endpoint=endpoint,
             batch_size=batch_size,
             linger=linger_ms / 1000,
+            max_linger=max(linger_ms, max_linger_ms) / 1000,
             ack_timeout=ack_timeout,
             max_in_flight=max_in_flight,
             backoff_max=backoff_max,
@@ -187,7 +191,8 @@ class Client:
             # memory only, and last_error says why.
             spool = NoSpool(self.spool_dir, str(exc), self._spool_max_bytes)
         self._q = EventQueue(self._queue_size, self._on_full, self._block_timeout, self._fallback, self._build_event)
-        self._sender = Sender(self._config, self._q, spool, self._build_event)
+        self._sender = Sender(self._config, self._q, spool, self._build_event,
+                              EventEncoder(self._source, self._build_event).encode)
         self._last_report: dict | None = None
         if self._stats_interval > 0:
             self._sender.set_periodic(self._stats_interval, self._report_stats)
@@ -284,6 +289,7 @@ class Client:
             _check("attrs", attrs)
             attrs = dict(attrs)
         keys = self._attr_keys
+        canonical = False
         for key, value in attrs.items():
             if key not in keys:
                 if key.__class__ is not str or not _event.ATTR_KEY_RE.fullmatch(key):
@@ -302,9 +308,13 @@ class Client:
             elif kind is float:
                 if not _isfinite(value):
                     _check("attrs", attrs)
+                canonical = True
             else:
                 _check("attrs", attrs)  # lists and anything unusual: the full rules
-        return dict(attrs)  # a copy: the caller may reuse its dict
+                canonical = True
+        # A copy (the caller may reuse its dict) whose values are canonical: the sender
+        # then only sorts the keys (secbus_sdk.encode).  Floats and lists are rare.
+        return wire.canonical(attrs) if canonical else dict(attrs)
 
     def _bad_traceparent(self, value: Any) -> None:
         with self._stat_lock:

@@ -7,10 +7,14 @@ Data flow, one loop iteration::
       -> replay the spool while the bus answers -> flush bookkeeping -> poll
 
 Wake-ups.  Idle, the thread sleeps until an emitter wakes it (first event) or a
-timer fires.  While traffic flows it ticks once per ``linger_ms``: reads the
+timer fires.  While traffic flows it ticks once per linger period: reads the
 ACKs that arrived, sends what queued up; an emitter wakes it early only for a
-full batch.  A wake-up (thread switch, poll, ZeroMQ mailbox) costs more than
-encoding a few dozen events, so fewer of them is most of the CPU saved.
+full batch.  The period is adaptive: ``linger_ms`` for the first event after a
+pause, doubled at each tick that cuts a partial batch, up to ``max_linger_ms``,
+and back to ``linger_ms`` once a tick finds nothing queued.  A wake-up (thread
+switch, poll, ZeroMQ mailbox, GIL hand-offs with the caller's threads) costs
+more than encoding a few dozen events, so fewer of them is most of the CPU
+saved.  Events are encoded once each by :mod:`.encode`.
 
 States.  ``up``: the broker answers; batches go straight to it, at most
 ``max_in_flight`` unacknowledged.  ``down``: no ACK within ``ack_timeout``, or
@@ -81,6 +85,7 @@ class Config:
     endpoint: str
     batch_size: int
     linger: float
+    max_linger: float
     ack_timeout: float
     max_in_flight: int
     backoff_max: float
@@ -107,13 +112,16 @@ class Counters:
 
 
 class Sender:
-    def __init__(self, config: Config, queue: EventQueue, spool: Spool, build_event: Callable[[tuple], dict]):
+    def __init__(self, config: Config, queue: EventQueue, spool: Spool, build_event: Callable[[tuple], dict],
+                 encode_event: Callable[[tuple], bytes] | None = None):
         self.config = config
         self.queue = queue
         self.spool = spool
         self.build_event = build_event
-        self.counters = Counters()
         self._packer = msgpack.Packer(use_bin_type=True)
+        # encode_event(item) == pack(build_event(item)), faster (see :mod:`.encode`)
+        self.encode_event = encode_event or (lambda item: self._packer.pack(build_event(item)))
+        self.counters = Counters()
         # A whole-batch encoding within this budget is sent as it is.  An event in it over
         # max_event_bytes is then refused by the broker alone (ACK ``rejected``, counted).
         self._fast_limit = config.max_batch_bytes - 64
@@ -130,6 +138,7 @@ class Sender:
         self._backoff = PROBE_BACKOFF_START
         self._pause_until = 0.0
         self._linger_start: float | None = None
+        self._linger = config.linger  # the current linger period: grows while traffic flows
         self._flush_requested = 0
         self._flushed = 0
         self._cv = threading.Condition()
@@ -307,19 +316,20 @@ class Sender:
         if n == 0 and tick:
             if self._linger_start is None:
                 self._linger_start = now
-            elif now - self._linger_start >= self.config.linger:
+            elif now - self._linger_start >= self._linger:
                 tick = False  # a tick found nothing queued: traffic stopped, wait for ACKs and events
         if n == 0 and tick:
             q.wake_at = self.config.batch_size
-            timeout = min(timeout, self._linger_start + self.config.linger - now)
+            timeout = min(timeout, self._linger_start + self._linger - now)
         elif n == 0:
             q.wake_at = 1 if cutting else stalled
             self._linger_start = None
+            self._linger = self.config.linger  # idle: the next event waits linger_ms at most
         elif cutting:
             q.wake_at = self.config.batch_size
             if self._linger_start is None:
                 self._linger_start = now
-            timeout = min(timeout, self._linger_start + self.config.linger - now)
+            timeout = min(timeout, self._linger_start + self._linger - now)
         else:
             q.wake_at = stalled
         for batch in self._in_flight.values():
@@ -357,7 +367,9 @@ class Sender:
 
     def _receive(self) -> None:
         sock = self._sock
-        while True:
+        # ZMQ_EVENTS first (it keeps the GIL): a recv that finds nothing raises zmq.Again, and
+        # each recv lets the GIL go, waking a caller thread that waits for it; both cost CPU.
+        while sock.get(zmq.EVENTS) & zmq.POLLIN:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -514,11 +526,16 @@ class Sender:
         if not items:
             return
         pressure = len(items) >= max(1, q.capacity // 2) or self._stopping
-        ready = urgent or pressure or len(items) >= self.config.batch_size or (
-            self._linger_start is not None and now - self._linger_start >= self.config.linger
-        )
-        if not ready:
+        full = len(items) >= self.config.batch_size
+        lingered = self._linger_start is not None and now - self._linger_start >= self._linger
+        if not (urgent or pressure or full or lingered):
             return
+        if lingered and not (urgent or pressure or full):
+            # Adaptive linger: a partial batch waited a whole period and traffic goes on, so
+            # the next period doubles, up to max_linger: fewer, fuller batches (each wake-up
+            # and batch costs far more CPU than an event).  A tick that finds the queue empty
+            # resets it (see _wait): an event after a pause waits linger_ms at most.
+            self._linger = min(self._linger * 2, self.config.max_linger)
         while items:
             if self._can_accept_batches(now):
                 pass
@@ -537,32 +554,34 @@ class Sender:
     def _cut_one(self, items) -> Batch | None:
         """Take up to ``batch_size`` events off the queue and encode them as one batch.
 
-        Fast path: one ``pack`` of the whole list (one C call, not one per event); within the
-        byte budget, that is the payload.  Otherwise :meth:`_cut_checked` encodes event by
-        event, refuses events over ``max_event_bytes`` and puts what does not fit back in front."""
+        Each event is encoded once (:mod:`.encode`) and the batch is the array header plus
+        the joined events; within the byte budget, that is the payload.  Otherwise
+        :meth:`_cut_checked` refuses events it cannot encode or over ``max_event_bytes`` and
+        puts what does not fit back in front."""
         n = min(self.config.batch_size, len(items))
         if n == 0:
             return None
         popleft = items.popleft
         chunk = [popleft() for _ in range(n)]
-        build = self.build_event
+        encode = self.encode_event
         try:
-            payload = self._packer.pack([build(item) for item in chunk])
+            packed = [encode(item) for item in chunk]
         except Exception:
-            payload = None
-        if payload is not None and len(payload) <= self._fast_limit:
-            return Batch(payload, n)
-        return self._cut_checked(chunk, items)
+            return self._cut_checked(chunk, items)
+        size = sum(map(len, packed))
+        if size <= self._fast_limit:
+            return Batch(self._array_packed(packed), n)
+        return self._cut_checked(chunk, items, packed)
 
-    def _cut_checked(self, chunk: list, items) -> Batch | None:
+    def _cut_checked(self, chunk: list, items, encoded: list[bytes] | None = None) -> Batch | None:
         budget = self.config.max_batch_bytes - 64  # room for the PUB envelope
         max_event = self.config.max_event_bytes
-        pack = self._packer.pack
+        encode = self.encode_event
         packed: list[bytes] = []
         size = 0
         for index, item in enumerate(chunk):
             try:
-                data = pack(self.build_event(item))
+                data = encoded[index] if encoded is not None else encode(item)
             except Exception as exc:
                 self.counters.rejected += 1
                 self._error(f"event {item[1]} cannot be encoded ({type(exc).__name__}: {exc}); not sent")

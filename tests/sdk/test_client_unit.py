@@ -87,6 +87,7 @@ def test_bad_input_raises_value_error_naming_the_field_and_value(down_client, kw
         ({"batch_size": -1}, "batch_size"),
         ({"ack_timeout": 0}, "ack_timeout"),
         ({"linger_ms": -5}, "linger_ms"),
+        ({"max_linger_ms": float("nan")}, "max_linger_ms"),
         ({"on_full": "ignore"}, "on_full"),
         ({"on_full": "fallback"}, "fallback"),
         ({"fallback": 42}, "fallback"),
@@ -282,6 +283,63 @@ def test_events_are_built_valid_and_in_canonical_byte_order(down_client):
         item = client._q.items.pop()
         event = client._build_event(item)
         assert packer.pack(event) == wire.pack(validate_event(event)), kwargs
+
+
+def test_the_one_pass_encoder_writes_the_canonical_bytes_of_every_event(down_client):
+    """secbus_sdk.encode writes events without building dicts: its bytes must be exactly the
+    shared codec's canonical bytes of the validated event, whatever optional fields are set."""
+    import random
+
+    from secbus_sdk import wire
+    from secbus_sdk.encode import EventEncoder
+    from secbus_sdk.event import validate_event
+
+    client = down_client(queue_size=5000, ack_timeout=60)  # probing for 60 s: nothing leaves the queue
+    encoder = EventEncoder(client._source, client._build_event)
+    rng = random.Random(7)
+    scalars = [0, -1, 127, 128, -33, 2**31, -(2**63), 2**64 - 1, 1.5, 2.0, -0.0, True, False, None,
+               "", "x", "é" * 40, "a" * 31, "b" * 32, "c" * 300]
+    for i in range(600):
+        kwargs: dict = {}
+        if rng.random() < 0.6:
+            kwargs["actor"] = {k: rng.choice(["alice", "k-1", "10.0.0.1", "ü" * 5])
+                               for k in rng.sample(["user", "key_id", "ip", "session"], rng.randint(0, 4))}
+        if rng.random() < 0.7:
+            keys = rng.sample(["algorithm", "message_bytes", "Z", "_a", "b.c", "n:1", "x-y", "k2"],
+                              rng.randint(0, 6))
+            kwargs["attrs"] = {k: (rng.sample(scalars[:14], 3) if rng.random() < 0.1 else rng.choice(scalars))
+                               for k in keys}
+        for name, values in (("resource", ["doc/1", "r" * 100, "ресурс"]), ("reason", ["bad_sig", "x"]),
+                             ("severity", ["info", "critical"]), ("duration_us", [0, 5, 2**40])):
+            if rng.random() < 0.4:
+                kwargs[name] = rng.choice(values)
+        if rng.random() < 0.3:
+            kwargs["traceparent"] = f"00-{rng.getrandbits(128) or 1:032x}-{rng.getrandbits(64) or 1:016x}-01"
+        client.emit(rng.choice(["authn.login", "config.change", "authz.check_x"]),
+                    rng.choice(["success", "failure", "error", "unknown"]), **kwargs)
+        item = client._q.items.pop()
+        state = random.getstate()
+        encoded = encoder.encode(item)
+        random.setstate(state)  # the same random trace ids for the slow path
+        expected = wire.pack(validate_event(client._build_event(item)))
+        assert encoded == expected, (i, kwargs)
+
+
+def test_an_event_the_encoder_cannot_take_goes_through_the_slow_path(down_client):
+    import random
+
+    from secbus_sdk import wire
+    from secbus_sdk.encode import EventEncoder
+
+    client = down_client(queue_size=100, ack_timeout=60)
+    encoder = EventEncoder(client._source, client._build_event)
+    client.emit("authn.login")
+    item = client._q.items.pop()
+    odd = (12345,) + item[1:]  # a timestamp below 2**32: not the uint64 fast form
+    state = random.getstate()
+    encoded = encoder.encode(odd)
+    random.setstate(state)  # the same random trace id for the comparison
+    assert encoded == wire.pack(client._build_event(odd))
 
 
 def test_an_unusable_spool_dir_does_not_stop_the_app_events_wait_in_memory(tmp_path, caplog):

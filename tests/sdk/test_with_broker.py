@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -339,6 +340,40 @@ def test_events_the_broker_rejects_are_counted_and_never_resent(tmp_path, client
     assert "resource" in stats["last_error"]
     assert stored_ids(broker) == [good]
     assert bad not in stored_ids(broker)
+
+
+def test_adaptive_linger_grows_while_traffic_flows_and_a_lone_event_after_a_pause_waits_linger_ms(tmp_path, clients):
+    """Sustained traffic: the linger period doubles up to max_linger_ms (fewer, fuller batches);
+    a period without events brings it back, so the next lone event is not held for max_linger_ms.
+    Nothing is lost or stored twice meanwhile."""
+    broker = start_broker(tmp_path, handlers=[])
+    client = clients(broker.ingest, tmp_path / "spool", linger_ms=5, max_linger_ms=1000)
+    sender = client._sender
+    assert client.flush(10)
+    ids: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            ids.append(client.emit("authn.login"))
+            time.sleep(0.005)  # pacing: a steady stream under batch_size per second, not a synchronisation
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        wait_until(lambda: sender._linger >= 1.0, 20, message="linger period grown to max_linger_ms")
+    finally:
+        stop.set()
+        thread.join()
+    wait_until(lambda: client.stats()["acked"] == len(ids), 20, message=lambda: f"all acknowledged: {client.stats()}")
+    wait_until(lambda: sender._linger == 0.005, 5, message="linger period back to linger_ms after a quiet period")
+    started = time.monotonic()
+    ids.append(client.emit("authn.login"))
+    wait_until(lambda: client.stats()["acked"] == len(ids), 5, message="the lone event acknowledged")
+    # Generous bound for a loaded test machine; held for the grown period it would take >= 1 s.
+    assert time.monotonic() - started < 0.9
+    assert_exactly_once(broker, ids)
+    assert client.stats()["duplicate"] == 0
 
 
 def test_batches_too_large_for_the_broker_are_split_until_they_fit(tmp_path, clients, caplog):
