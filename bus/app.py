@@ -1,12 +1,17 @@
-"""The broker process: wires config, log, ingest, consumers and HTTP together and runs them.
+"""The broker: wires config, log, ingest and the consumer process together and runs them.
+
+Two processes (docs/operations.md, "Processes"): this one runs ingest, the
+only writer of the events stream; a child runs the correlator, the live feed,
+the handlers and HTTP (:mod:`secbus.consumers.process`), so no handler can
+take the interpreter lock from the thread that commits and ACKs.
 
 Lifecycle (``secbus serve``):
 
-1. load the config, create the data dir (mode 0700) and lock it so two brokers
-   never share one log;
-2. open the log, bind ingest and the feed, load and ``startup`` the enabled
-   handlers (which may add HTTP routes), start HTTP;
-3. start the consumer threads, then ingest, and print where everything is;
+1. load the config; fork the consumer process (it waits for its orders);
+   create the data dir (mode 0700) and lock it so two brokers never share a log;
+2. open the log, bind ingest; the consumer process binds the feed, loads and
+   ``startup``s the enabled handlers (which may add HTTP routes), serves HTTP;
+3. start ingest and print where everything is;
 4. on SIGINT/SIGTERM: stop intake (the group in progress is committed and
    ACKed), let the correlator and the handlers drain up to
    ``handlers.shutdown_deadline_s``, call ``shutdown()`` on each, close.
@@ -31,18 +36,10 @@ import zmq
 
 from . import __version__
 from .auth.security import Security
-from secbus_sdk.event import SEVERITIES, new_event_id
-
-from .config import RUNNER_KEYS, data_dir_of, handler_settings, limits_of
-from .consumers.correlator import CorrelatorRunner
-from .consumers.feed import Feed
-from .consumers.plugins import plugin_manager
-from .consumers.runner import HandlerRunner
-from .consumers.wakeup import Wakeup
-from .http import HttpServer
+from .config import data_dir_of, limits_of
+from .consumers.supervisor import ConsumerStartError, ConsumerSupervisor
 from .ingest import Ingest
 from .log import open_log
-from .log.cache import CachedLog
 
 log = logging.getLogger("secbus")
 
@@ -71,11 +68,8 @@ class Broker:
         # Security first: a bad key file or an insecure bind stops the broker before it binds anything.
         self.security = Security.from_config(config)
         self.security_notes = self.security.check_binds(config["ingest"]["endpoint"], config["feed"]["endpoint"], config["http"]["address"])
-        self.ctx = zmq.Context()
         self.stop_intake = threading.Event()
         self.started_ns = time.time_ns()
-        self.threads: list[threading.Thread] = []
-        self.consumers: list = []
         self.addresses: dict[str, str] = {}
         self._lock_fh = None
         self._last_retention = 0
@@ -83,11 +77,19 @@ class Broker:
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
+        self.consumers = ConsumerSupervisor(self.config, self.figures)
+        self.consumers.fork()  # first: no threads, sockets or files yet (bus/consumers/supervisor.py)
+        try:
+            self._start()
+        except BaseException:
+            self.consumers.abort()
+            raise
+
+    def _start(self) -> None:
         prepare_data_dir(self.data_dir)
         self._lock()
-        self.log = CachedLog(open_log(self.data_dir, durability=self.config["log"]["durability"], background_checkpoint=True))
-        heads = {s: self.log.head(s) for s in ("events", "traces", "alerts")}
-        self.wakeup = Wakeup(heads)
+        self.log = open_log(self.data_dir, durability=self.config["log"]["durability"], background_checkpoint=True)
+        self.ctx = zmq.Context()
         self.security.start(self.ctx)  # the ZAP handler must run before any CURVE socket binds
         self.ingest = Ingest(
             self.ctx,
@@ -96,45 +98,18 @@ class Broker:
             self.limits,
             self.config["ingest"],
             backlog=self.backlog,
-            on_commit=lambda head: self.wakeup.advance("events", head),
+            on_commit=self.consumers.advance,
             maintenance=self._maintenance,
-            idle=self.wakeup.ingest_idle,
             security=self.security,
         )
         self.addresses["ingest"] = self.ingest.endpoint
-        self.http = HttpServer(self.config["http"]["address"], self.stats, self.security.http_middlewares())
-        self._start_consumers()
-        self.addresses["http"] = self.http.start()
-        for consumer in self.consumers:
-            consumer.start()
-        ingest_thread = threading.Thread(target=self.ingest.run, args=(self.stop_intake,), name="ingest", daemon=True)
-        ingest_thread.start()
-        self.ingest_thread = ingest_thread
+        wanted = {"feed": self.config["feed"]["endpoint"], "http": self.config["http"]["address"]}
+        self.addresses.update(self.consumers.start(wanted, self.log.head("events")))
+        self.ingest_thread = threading.Thread(target=self.ingest.run, args=(self.stop_intake,), name="ingest", daemon=True)
+        self.ingest_thread.start()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="checkpoint", daemon=True)
         self._checkpointer.start()
         self._write_runtime_file()
-
-    def _start_consumers(self) -> None:
-        """Bind the feed, load the enabled handlers and call their ``startup``."""
-        self.feed = Feed(self.ctx, self.config["feed"]["endpoint"], self.log, self.wakeup, self.config["feed"], self.security)
-        self.addresses["feed"] = self.feed.endpoint
-        self.correlator = CorrelatorRunner(self.log, self.wakeup, self.config["correlation"])
-        self.pm, plugins, self.skipped_handlers = plugin_manager(self.config["handlers"]["enabled"])
-        self.runners: list[HandlerRunner] = []
-        for name, plugin in plugins.items():
-            options = handler_settings(self.config, name)
-            settings = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
-            runner = HandlerRunner(name, plugin, self.pm, self.log, self.wakeup, options)
-            try:
-                self.pm.subset_hook_caller("startup", remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin])(
-                    app=PluginApp(self, name, settings)
-                )
-            except Exception as exc:
-                runner.state = "failed"
-                runner.last_error = f"startup: {type(exc).__name__}: {exc}"[:500]
-                log.error("handler %s: startup failed, the handler stays stopped: %s", name, runner.last_error)
-            self.runners.append(runner)
-        self.consumers = [self.correlator, *self.runners, self.feed]
 
     def _checkpoint_loop(self) -> None:
         """Checkpoint the log about once a second, off the ingest path (bus/log/sqlite.py)."""
@@ -169,14 +144,9 @@ class Broker:
         self.stop_intake.set()
         self.ingest_thread.join()
         self._checkpointer.join()
-        # correlate what is committed, then let handlers drain events, traces and alerts together
-        self.correlator.stop(end)
-        for runner in self.runners:
-            runner.request_stop(end)
-        for runner in self.runners:
-            runner.join(end)
-        self.feed.stop(end)
-        self.http.stop()
+        # the consumer process correlates what is committed, then lets handlers drain
+        self.consumers.advance(self.log.head("events"))
+        self.consumers.stop(end)
         self.log.close()
         self.security.stop()  # closes the ZAP socket, or ctx.term() would wait for it
         self.ctx.term()
@@ -191,15 +161,7 @@ class Broker:
     def backlog(self) -> int:
         """Events behind the slowest running ``block`` consumer (what retention must keep)."""
         head = self.log.head("events")
-        floor = self.retention_floor().get("events", head)
-        return head - floor
-
-    def retention_floor(self) -> dict[str, int]:
-        floors: dict[str, int] = {}
-        for consumer in self.consumers:
-            for stream, offset in consumer.block_cursors().items():
-                floors[stream] = min(floors.get(stream, offset), offset)
-        return floors
+        return head - self.consumers.floors.get("events", head)
 
     def _maintenance(self) -> None:
         """Retention, called by the ingest thread between groups (the events
@@ -213,7 +175,7 @@ class Broker:
         budget_end = time.monotonic() + 0.05
         try:
             while True:
-                deleted = self.log.retain(int(cfg["retention_max_age_s"] * 1e9), cfg["retention_max_bytes"], self.retention_floor(), now)
+                deleted = self.log.retain(int(cfg["retention_max_age_s"] * 1e9), cfg["retention_max_bytes"], dict(self.consumers.floors), now)
                 self._retention_pending = bool(deleted)
                 if not deleted or time.monotonic() > budget_end or self.stop_intake.is_set():
                     break
@@ -221,8 +183,8 @@ class Broker:
             self._retention_pending = False
             log.error("retention failed: %s", exc)
 
-    def stats(self) -> dict[str, Any]:
-        """The /healthz document (also ``app.stats()`` for plugins)."""
+    def figures(self) -> dict[str, Any]:
+        """The ingest process's part of /healthz (the consumer process adds its own)."""
         return {
             "status": "stopping" if self.stop_intake.is_set() else "ok",
             "version": __version__,
@@ -230,7 +192,6 @@ class Broker:
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
             "listening": dict(self.addresses),
             "security": self.security.stats(),
-            "log": self.log.stats(),
             "ingest": {
                 "requests": self.ingest.counts["requests"],
                 "events_accepted": self.ingest.counts["events_accepted"],
@@ -244,78 +205,7 @@ class Broker:
                 "max_backlog": self.config["ingest"]["max_backlog"],
             },
             "rejects": dict(self.ingest.rejects),
-            "handlers": {
-                **{r.name: r.health() for r in self.runners},
-                **{name: {"state": "skipped", "reason": why} for name, why in self.skipped_handlers.items()},
-            },
-            "correlator": self.correlator.health(),
-            "feed": self.feed.health(),
-            "open_traces": self.correlator.correlator.open_count,
         }
-
-    def publish_alert(self, alert: dict[str, Any]) -> int:
-        if not isinstance(alert, dict):
-            raise TypeError(f"publish_alert: expected a dict, got {type(alert).__name__}")
-        severity = alert.get("severity")
-        if severity not in SEVERITIES:
-            raise ValueError(f"publish_alert: severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
-        record = dict(alert)
-        record.pop("seq", None)
-        record.setdefault("id", new_event_id())
-        (seq,) = self.log.append("alerts", [record])
-        self.wakeup.advance("alerts", seq)
-        return seq
-
-
-class LogView:
-    """Read-only queries on the log for plugins (``app.log``)."""
-
-    def __init__(self, broker: Broker):
-        self._broker = broker
-
-    def trace(self, tenant: str | None, trace_id: str) -> list[dict]:
-        """Every retained event of a trace, in time order, closed or still open."""
-        return self._broker.log.trace(tenant, trace_id, open_after=self._broker.correlator.cursor)
-
-    def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None, until_ns: int | None = None, limit: int = 1000) -> list[dict]:
-        """Events in log order matching every filter given (``since_ns <= ts < until_ns``)."""
-        return self._broker.log.query(tenant, type_prefix, since_ns, until_ns, limit)
-
-    def head(self, stream: str = "events") -> int:
-        return self._broker.log.head(stream)
-
-
-class PluginApp:
-    """What a handler's ``startup(app)`` receives (documented in ``secbus.hookspecs``)."""
-
-    def __init__(self, broker: Broker, name: str, settings: dict[str, Any]):
-        self._broker = broker
-        #: the handler's name (its entry-point name)
-        self.name = name
-        #: its ``[handlers.<name>]`` table, minus the runner keys (lag_policy, max_lag, batch_size)
-        self.settings = settings
-        #: the broker's data dir; keep a handler's files under ``data_dir / name``
-        self.data_dir = broker.data_dir
-        #: read-only queries: ``trace(tenant, trace_id)``, ``query(...)``
-        self.log = LogView(broker)
-        #: a logger named ``secbus.handler.<name>``
-        self.logger = logging.getLogger(f"secbus.handler.{name}")
-
-    def publish_alert(self, alert: dict[str, Any]) -> int:
-        """Append an alert durably to the alerts stream; return its offset.
-
-        It reaches every handler's ``on_alert`` and the live feed as
-        ``alert.<severity>``. ``severity`` is required (info .. critical);
-        ``id`` is added when missing."""
-        return self._broker.publish_alert(alert)
-
-    def add_route(self, method: str, path: str, handler) -> None:
-        """Serve an aiohttp handler on the broker's HTTP port (call it during startup)."""
-        self._broker.http.add_route(method, path, handler)
-
-    def stats(self) -> dict[str, Any]:
-        """The /healthz document."""
-        return self._broker.stats()
 
 
 #: How long a thread may hold the interpreter lock while another waits for it.

@@ -28,7 +28,7 @@ def startup(app) -> None:
     starts and before the HTTP server serves, so routes added here are live
     from the first request.
 
-    ``app`` is the broker's handle for plugins (``secbus.app.PluginApp``):
+    ``app`` is the broker's handle for plugins (``secbus.consumers.plugin_app.PluginApp``):
 
     - ``app.name``: this handler's name (its entry-point name);
     - ``app.settings``: its config table ``[handlers.<name>]`` as a dict,

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..app import DataDirInUse, serve
     from ..auth.binding import InsecureBindError
     from ..auth.security import SecurityError
+    from ..consumers.supervisor import ConsumerStartError
 
     try:
         return serve(config)
@@ -51,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except DataDirInUse as exc:
         print(f"secbus serve: {exc}", file=sys.stderr)
+        return 2
+    except ConsumerStartError as exc:
+        print(f"secbus serve: {'cannot listen' if exc.kind == 'listen' else 'consumers did not start'}: {exc}", file=sys.stderr)
         return 2
     except zmq_error() as exc:
         print(f"secbus serve: cannot listen: {exc}", file=sys.stderr)

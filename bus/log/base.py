@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 STREAMS = ("events", "traces", "alerts")
+#: What the stamped columns (seq, received_ns, publisher, tenant) add to an event's stored body.
+STAMP_BYTES = 64
 
 
 @dataclass(slots=True)
@@ -67,6 +69,13 @@ class EventLog(ABC):
     @abstractmethod
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
         """Up to ``limit`` records with offset > ``after``, in log order, each with ``seq``."""
+
+    def read_sized(self, stream: str, after: int, limit: int) -> tuple[list[dict], list[int]]:
+        """As :meth:`read`, plus each record's stored size in bytes (bounds the tail cache)."""
+        import msgpack
+
+        records = self.read(stream, after, limit)
+        return records, [len(msgpack.packb(r, use_bin_type=True)) for r in records]
 
     @abstractmethod
     def head(self, stream: str) -> int:

@@ -26,13 +26,11 @@ from typing import Any, Sequence
 
 import msgpack
 
-from .base import EventLog, StampedEvent
+from .base import STAMP_BYTES, EventLog, StampedEvent
 
 DEFAULT_CAPACITY = 20_000
 #: Encoded bytes per events tail (traces: a quarter, alerts: 1 MB).
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
-#: What the stamped columns (seq, received_ns, publisher, tenant) add to an event's body.
-STAMP_BYTES = 64
 
 
 class _Tail:
@@ -129,6 +127,14 @@ class CachedLog(EventLog):
         with self._lock:
             self._tails[stream].add(fresh, sizes)
         return seqs
+
+    def fill(self, stream: str, after: int, limit: int) -> int:
+        """Read records after ``after`` from the inner log into the tail (a reader
+        process following another process's writes); return the last offset read."""
+        records, sizes = self.inner.read_sized(stream, after, limit)
+        with self._lock:
+            self._tails[stream].add(records, sizes)
+        return records[-1]["seq"] if records else after
 
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
         with self._lock:

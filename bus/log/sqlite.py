@@ -47,7 +47,7 @@ from typing import Any, Sequence
 
 import msgpack
 
-from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
+from .base import STAMP_BYTES, STREAMS, EventLog, StampedEvent, merge_trace_events
 
 EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -265,6 +265,16 @@ class SqliteLog(EventLog):
             rows = st.execute(f"SELECT seq, body FROM {stream} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
             return [_record_of(r) for r in rows]
         raise ValueError(f"stream: expected one of {', '.join(STREAMS)}, got {stream!r}")
+
+    def read_sized(self, stream: str, after: int, limit: int) -> tuple[list[dict], list[int]]:
+        if stream != "events":
+            return super().read_sized(stream, after, limit)
+        ev, _ = self._conns()
+        rows = ev.execute(
+            "SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        return [_event_of(r) for r in rows], [len(r[4]) + STAMP_BYTES for r in rows]
 
     def head(self, stream: str) -> int:
         if stream == "events":
