@@ -32,7 +32,7 @@
  */
 
 import { Dealer, curveKeyPair } from 'zeromq';
-import { DEFAULT_LIMITS, MAGIC, OVERLOADED, TOO_LARGE, decodeFrames, packOrdered, packPubBody } from './wire.js';
+import { DEFAULT_LIMITS, MAGIC, OVERLOADED, TOO_LARGE, decodeFrames, encodeEvent, packPubBody } from './wire.js';
 
 const PUB_FRAME = Buffer.from('PUB');
 const PING_FRAME = Buffer.from('PING');
@@ -202,7 +202,7 @@ export class Sender {
     const events = [];
     let bytes = PUB_ENVELOPE_BYTES;
     while (events.length < this.batchSize && this.queue.size > 0) {
-      const encoded = packOrdered(this.queue.peek());
+      const encoded = encodeEvent(this.queue.peek());
       if (encoded.length > this.limits.maxEventBytes) {
         this.queue.shift();
         this.stats.rejected++;

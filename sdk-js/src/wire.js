@@ -286,12 +286,13 @@ class Writer {
 
   string(s) {
     const n = s.length;
-    // Short ASCII strings (most of an event) are copied by hand.
-    if (n < 32) {
-      this.ensure(1 + n * 3);
+    // ASCII strings under 256 characters (all of an event's ids, most of the rest) are
+    // copied by hand: fixstr below 32 bytes, str8 from 32.
+    if (n < 0x100) {
+      this.ensure(2 + n * 3);
       const buf = this.buf;
       const start = this.pos;
-      let p = start + 1;
+      let p = n < 32 ? start + 1 : start + 2;
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
@@ -299,7 +300,8 @@ class Writer {
         buf[p++] = c;
       }
       if (i === n) {
-        buf[start] = 0xa0 | n;
+        if (n < 32) buf[start] = 0xa0 | n;
+        else { buf[start] = 0xd9; buf[start + 1] = n; }
         this.pos = p;
         return;
       }
@@ -314,6 +316,13 @@ class Writer {
     else { buf[p] = 0xdb; buf.writeUInt32BE(bytes, p + 1); p += 5; }
     buf.write(s, p, bytes, 'utf8');
     this.pos = p + bytes;
+  }
+
+  /** Bytes that are already msgpack (a pre-encoded key or value). */
+  raw(bytes) {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
   }
 
   arrayHeader(n) {
@@ -342,6 +351,23 @@ class Writer {
     for (let i = 0; i < keys.length; i++) {
       this.string(keys[i]);
       this.value(v[keys[i]], sorted);
+    }
+  }
+
+  /**
+   * A plain object whose keys are in canonical order and never integer-like (actor, attrs
+   * built by the SDK), without making a key list: one pass counts, one writes.
+   */
+  flatMap(v) {
+    if (!isPlainObject(v)) return this.value(v, true);
+    let n = 0;
+    for (const k in v) if (v[k] !== undefined) n++;
+    this.mapHeader(n);
+    for (const k in v) {
+      const item = v[k];
+      if (item === undefined) continue;
+      this.string(k);
+      this.value(item, true);
     }
   }
 
@@ -382,6 +408,62 @@ export function packOrdered(value) {
   shared.reset();
   shared.value(value, true);
   return shared.take();
+}
+
+const EVENT_KEYS = Object.freeze(Object.fromEntries(
+  ['actor', 'attrs', 'duration_us', 'id', 'outcome', 'reason', 'resource', 'severity', 'source', 'span_id',
+    'trace_id', 'ts', 'type'].map((k) => [k, packOrdered(k)]),
+));
+const V_ONE = Buffer.concat([packOrdered('v'), Buffer.from([0x01])]);
+let sourceSeen = null; // the last `source` object encoded, and its bytes: one per client, frozen
+let sourceBytes = null;
+
+/**
+ * The bytes of `packOrdered(event)` for an event built by the SDK (client.js `build()`,
+ * the only producer of queued events: exactly the fields of Event v1, in canonical key
+ * order, `v` 1, optional ones `undefined` when absent; attrs keys are never integer-like),
+ * written field by field: the keys are pre-encoded, `source` (the same frozen object for
+ * every event of a client) is encoded once, and no key list is made per map. An object
+ * without `v` 1 or `source` takes `packOrdered`. test/wire.test.js checks the bytes are
+ * the same over random events.
+ */
+export function encodeEvent(ev) {
+  if (ev.v !== 1 || ev.source === undefined) return packOrdered(ev);
+  const { actor, attrs, duration_us: durationUs, reason, resource, severity, source } = ev;
+  let n = 8;
+  if (actor !== undefined) n++;
+  if (attrs !== undefined) n++;
+  if (durationUs !== undefined) n++;
+  if (reason !== undefined) n++;
+  if (resource !== undefined) n++;
+  if (severity !== undefined) n++;
+  const w = shared;
+  w.reset();
+  w.byte(0x80 | n);
+  const K = EVENT_KEYS;
+  if (actor !== undefined) { w.raw(K.actor); w.flatMap(actor); }
+  if (attrs !== undefined) { w.raw(K.attrs); w.flatMap(attrs); }
+  if (durationUs !== undefined) { w.raw(K.duration_us); w.value(durationUs, true); }
+  w.raw(K.id); w.value(ev.id, true);
+  w.raw(K.outcome); w.value(ev.outcome, true);
+  if (reason !== undefined) { w.raw(K.reason); w.value(reason, true); }
+  if (resource !== undefined) { w.raw(K.resource); w.value(resource, true); }
+  if (severity !== undefined) { w.raw(K.severity); w.value(severity, true); }
+  w.raw(K.source);
+  if (source !== sourceSeen || !Object.isFrozen(source)) {
+    const start = w.pos;
+    w.value(source, true);
+    sourceBytes = Buffer.from(w.buf.subarray(start, w.pos));
+    sourceSeen = Object.isFrozen(source) ? source : null;
+  } else {
+    w.raw(sourceBytes);
+  }
+  w.raw(K.span_id); w.value(ev.span_id, true);
+  w.raw(K.trace_id); w.value(ev.trace_id, true);
+  w.raw(K.ts); w.value(ev.ts, true);
+  w.raw(K.type); w.value(ev.type, true);
+  w.raw(V_ONE);
+  return w.take();
 }
 
 /**

@@ -4,8 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_LIMITS, Limits, MAGIC, WireError, checkPub, decodeFrames, encodeFrames, pack, packPubBody, unpack,
+  DEFAULT_LIMITS, Limits, MAGIC, WireError, checkPub, decodeFrames, encodeEvent, encodeFrames, pack, packOrdered, packPubBody,
+  unpack,
 } from '../src/wire.js';
+import { Client } from '../src/index.js';
+import { Scratch } from './support/scratch.js';
 import { newEventId, newSpanId, newTraceId, validateEvent } from '../src/event.js';
 
 const hex = (v) => pack(v).toString('hex');
@@ -112,4 +115,37 @@ test('a lone surrogate in a string is rejected, naming the field', () => {
     v: 1, id: newEventId(), ts: 1n, type: 'authn.login', outcome: 'success', trace_id: newTraceId(),
     span_id: newSpanId(), source: { platform: 'node', sdk: 'x', service: 's' }, resource: 'a\uD800b',
   }), (e) => e.code === 'invalid' && e.field === 'resource' && /lone surrogate/.test(e.message));
+});
+
+test('the event encoder writes the canonical bytes of every event the SDK builds', async (t) => {
+  const scratch = new Scratch();
+  t.after(() => scratch.cleanup());
+  const c = scratch.client({ service: 'wire', endpoint: 'tcp://127.0.0.1:1', statsIntervalMs: 0 });
+  let seed = 7;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
+  const scalars = [0, -1, 127, 128, -33, 2 ** 31, 2 ** 53 - 1, -(2n ** 63n), 2n ** 64n - 1n, 1.5, 2.0, true, false, null,
+    '', 'x', 'é'.repeat(40), 'a'.repeat(31), 'b'.repeat(32), 'c'.repeat(300)];
+  for (let i = 0; i < 600; i++) {
+    const fields = { outcome: pick(['success', 'failure', 'error', 'unknown']) };
+    if (rnd() < 0.6) {
+      fields.actor = {};
+      for (const k of ['user', 'key_id', 'ip', 'session']) if (rnd() < 0.5) fields.actor[k] = pick(['alice', 'k-1', '10.0.0.1', 'ü'.repeat(5)]);
+    }
+    if (rnd() < 0.7) {
+      fields.attrs = {};
+      for (const k of ['algorithm', 'message_bytes', 'Z', '_a', 'b.c', 'n:1', 'x-y']) {
+        if (rnd() < 0.4) fields.attrs[k] = rnd() < 0.1 ? [pick(scalars.slice(0, 14)), pick(scalars.slice(0, 14))] : pick(scalars);
+      }
+    }
+    if (rnd() < 0.4) fields.resource = pick(['doc/1', 'r'.repeat(100), 'ресурс']);
+    if (rnd() < 0.4) fields.reason = pick(['bad_sig', 'x']);
+    if (rnd() < 0.4) fields.severity = pick(['info', 'critical']);
+    if (rnd() < 0.4) fields.durationUs = pick([0, 5, 2 ** 40]);
+    if (rnd() < 0.3) fields.traceparent = `00-${newTraceId()}-${newSpanId()}-01`;
+    const ev = c.build(pick(['authn.login', 'config.change', 'authz.check_x']), fields);
+    const bytes = encodeEvent(ev);
+    assert.deepEqual(bytes, packOrdered(ev), `event ${i}: ${JSON.stringify(fields, (k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+    assert.deepEqual(bytes, pack(validateEvent(unpack(bytes))), `event ${i} is canonical`);
+  }
 });
