@@ -1,8 +1,10 @@
 """Shared fixtures: a real broker process, and its log in the report when a test fails.
 
-Use ``start_broker(tmp_path, config=..., handlers=[...])`` for a broker with
-its own settings, or the ``broker`` fixture for one on the default config.
-Both stop the broker at teardown (SIGTERM, then SIGKILL if it hangs).
+Use ``broker_factory(config=..., handlers=[...])`` for a broker with its own
+settings, or the ``broker`` fixture for one on the default config: both stop
+the broker at teardown (SIGTERM, then SIGKILL if it hangs).  A broker started
+with ``start_broker`` directly is the test's to stop; whatever is still
+running when the session ends is killed, so no broker outlives the run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import broker as _support  # noqa: E402
 from support.broker import BrokerProcess, RawClient, start_broker, wait_until  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_broker_outlives_the_session():
+    yield
+    _support.stop_leftovers()
 
 
 @pytest.fixture

@@ -154,6 +154,16 @@ def secbus_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "secbus.cli"]
 
 
+#: Brokers started and not yet stopped or killed (stop_leftovers ends them after the session).
+RUNNING: "set[BrokerProcess]" = set()
+
+
+def stop_leftovers() -> None:
+    """SIGKILL every broker a test left running (its consumer process exits with it)."""
+    for broker in list(RUNNING):
+        broker.kill()
+
+
 class BrokerProcess:
     """``secbus serve`` in a subprocess; see the module docstring."""
 
@@ -203,6 +213,7 @@ class BrokerProcess:
             env=env,
             cwd=self.dir,
         )
+        RUNNING.add(self)
         return self
 
     def _runtime(self) -> dict | None:
@@ -252,6 +263,7 @@ class BrokerProcess:
             raise AssertionError(f"broker did not stop within {timeout}s after SIGTERM:\n{self.log_text()}")
         finally:
             self._close_log()
+            RUNNING.discard(self)
         return code
 
     def kill(self) -> None:
@@ -260,6 +272,7 @@ class BrokerProcess:
             self.proc.kill()
             self.proc.wait()
         self._close_log()
+        RUNNING.discard(self)
 
     def restart(self, timeout: float = 20.0) -> "BrokerProcess":
         """Stop (if running), start again on the same ports and data, wait until ready."""
