@@ -237,7 +237,50 @@ function actorFast(value, limits) {
   return out;
 }
 
+const knownAttrKeys = new Set(); // attr keys that passed ATTR_KEY_RE (bounded; most programs use a few)
+const KNOWN_ATTR_KEYS_MAX = 4096;
+
+/**
+ * The common attrs (keys already in canonical order, each seen before or matching the
+ * key rule; short strings, safe integers, booleans, null) copied in one pass without key
+ * lists, sorting or per-key field names; else null (the full rules decide, and name the
+ * field on failure). Keys matching ATTR_KEY_RE are ASCII, so `>` is the UTF-8 byte order,
+ * and never integer-like, so `for...in` visits them in insertion order.
+ */
+function attrsFast(value, limits) {
+  if (!isPlainObject(value)) return null;
+  const maxChars = limits.maxStringBytes / 3;
+  let prev = '';
+  let n = 0;
+  for (const key in value) {
+    if (!(key > prev) || ++n > limits.maxAttrs) return null;
+    prev = key;
+    if (!knownAttrKeys.has(key)) {
+      if (!ATTR_KEY_RE.test(key)) return null;
+      if (knownAttrKeys.size < KNOWN_ATTR_KEYS_MAX) knownAttrKeys.add(key);
+    }
+    const item = value[key];
+    switch (typeof item) {
+      case 'string':
+        if (item.length > maxChars || !item.isWellFormed()) return null;
+        break;
+      case 'number':
+        if (!Number.isSafeInteger(item) || Object.is(item, -0)) return null; // floats: normalised by the full rules
+        break;
+      case 'boolean':
+        break;
+      default:
+        if (item !== null) return null; // lists, BigInt, undefined, anything else
+    }
+  }
+  const out = {};
+  for (const key in value) out[key] = value[key];
+  return out;
+}
+
 export function checkAttrs(value, limits = DEFAULT_LIMITS) {
+  const fast = attrsFast(value, limits);
+  if (fast !== null) return fast;
   const attrs = checkMap('attrs', value);
   const keys = sortedKeys(attrs);
   if (keys.length > limits.maxAttrs) {

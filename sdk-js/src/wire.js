@@ -286,13 +286,13 @@ class Writer {
 
   string(s) {
     const n = s.length;
-    // ASCII strings under 256 characters (all of an event's ids, most of the rest) are
-    // copied by hand: fixstr below 32 bytes, str8 from 32.
-    if (n < 0x100) {
-      this.ensure(2 + n * 3);
+    // Short ASCII strings (keys, most values) are copied by hand; longer ones (ids, built
+    // by concatenation) by Buffer#write, which flattens them once instead of per character.
+    if (n < 16) {
+      this.ensure(1 + n * 3);
       const buf = this.buf;
       const start = this.pos;
-      let p = n < 32 ? start + 1 : start + 2;
+      let p = start + 1;
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
@@ -300,8 +300,7 @@ class Writer {
         buf[p++] = c;
       }
       if (i === n) {
-        if (n < 32) buf[start] = 0xa0 | n;
-        else { buf[start] = 0xd9; buf[start + 1] = n; }
+        buf[start] = 0xa0 | n;
         this.pos = p;
         return;
       }
@@ -320,9 +319,16 @@ class Writer {
 
   /** Bytes that are already msgpack (a pre-encoded key or value). */
   raw(bytes) {
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    const n = bytes.length;
+    this.ensure(n);
+    const buf = this.buf;
+    let p = this.pos;
+    if (n > 32) {
+      buf.set(bytes, p);
+    } else {
+      for (let i = 0; i < n; i++) buf[p + i] = bytes[i]; // TypedArray#set costs more than a few bytes
+    }
+    this.pos = p + n;
   }
 
   arrayHeader(n) {
