@@ -30,7 +30,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import msgpack
+import msgspec
+
+#: Open traces keep their events as msgpack bytes (memory); msgspec's codec is
+#: about twice as fast as msgpack's both ways on these small maps.
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 TraceKey = tuple[str, str]
 
@@ -139,7 +144,7 @@ class Correlator:
         trace.last_seen_ns = max(trace.last_seen_ns, now)
         trace.event_count += 1
         if len(trace.events) < self.max_trace_events:
-            trace.events.append(msgpack.packb(event, use_bin_type=True))
+            trace.events.append(_encode(event))
         source = event.get("source") or {}
         if source.get("platform"):
             trace.platforms.add(source["platform"])
@@ -175,7 +180,7 @@ class Correlator:
             flags.append("mixed_outcomes")
         if trace.event_count > len(trace.events):
             flags.append("truncated")
-        events = [msgpack.unpackb(raw, raw=False, strict_map_key=False) for raw in trace.events]
+        events = [_decode(raw) for raw in trace.events]
         return {
             "tenant": trace.tenant,
             "trace_id": trace.trace_id,

@@ -91,7 +91,7 @@ class CorrelatorRunner:
             "state": self.state,
             "cursor": {"events": self.cursor},
             "position": self.position,
-            "lag": {"events": max(0, self.wakeup.head("events") - self.position)},
+            "lag": {"events": max(0, self.wakeup.committed("events") - self.position)},
             "open_traces": self.correlator.open_count,
             "closed_traces": self.closed,
             "evicted": self.correlator.evicted,

@@ -87,7 +87,7 @@ class Feed:
         return {
             "state": self.state,
             "cursor": dict(self.cursors),
-            "lag": {s: max(0, self.wakeup.head(s) - c) for s, c in self.cursors.items()},
+            "lag": {s: max(0, self.wakeup.committed(s) - c) for s, c in self.cursors.items()},
             "subscriptions": sum(1 for n in self.subscriptions.values() if n > 0),
             "published": self.published,
             "skipped": self.skipped,

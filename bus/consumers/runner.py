@@ -120,7 +120,7 @@ class HandlerRunner:
             "lag_policy": self.lag_policy,
             "max_lag": self.max_lag,
             "cursor": dict(self.cursors),
-            "lag": {s: max(0, self.wakeup.head(s) - c) for s, c in self.cursors.items()},
+            "lag": {s: max(0, self.wakeup.committed(s) - c) for s, c in self.cursors.items()},
             "failures": self.failures,
             "skipped": self.skipped,
             "delivered": self.delivered,

@@ -39,6 +39,7 @@ class TailFollower:
 
     def advance(self, head: int) -> None:
         """Events up to ``head`` are committed (called for each message from ingest)."""
+        self.wakeup.note_committed("events", head)
         with self._cond:
             if head > self.target:
                 self.target = head

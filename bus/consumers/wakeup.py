@@ -19,6 +19,7 @@ class Wakeup:
         self._heads = {s: 0 for s in STREAMS}
         if heads:
             self._heads.update(heads)
+        self._committed = dict(self._heads)  # may run ahead of _heads (see committed)
         self._closed = False
         #: set while ingest is idle; consumers give way to ingest while it is clear
         self.ingest_idle = threading.Event()
@@ -26,6 +27,16 @@ class Wakeup:
 
     def head(self, stream: str) -> int:
         return self._heads[stream]
+
+    def committed(self, stream: str) -> int:
+        """The newest offset known to be committed, which may be ahead of
+        :meth:`head` while the tail follower reads it: lags are measured
+        against this, so /healthz never understates them."""
+        return max(self._heads[stream], self._committed[stream])
+
+    def note_committed(self, stream: str, head: int) -> None:
+        if head > self._committed[stream]:
+            self._committed[stream] = head
 
     def advance(self, stream: str, head: int) -> None:
         with self._cond:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import msgpack
+import msgspec
 
 from .base import STAMP_BYTES, STREAMS, EventLog, StampedEvent, merge_trace_events
 
@@ -104,9 +105,14 @@ class LogMissing(FileNotFoundError):
     """No event log in the given data directory."""
 
 
+#: msgspec's msgpack decoder: the same values as ``msgpack.unpackb(raw=False)``
+#: for what the log stores, about twice as fast (every consumer read decodes).
+_decode = msgspec.msgpack.Decoder().decode
+
+
 def _event_of(row: tuple) -> dict:
     seq, received_ns, publisher, tenant, body = row
-    event = msgpack.unpackb(body, raw=False)
+    event = _decode(body)
     event["seq"] = seq
     event["received_ns"] = received_ns
     event["publisher"] = publisher
@@ -116,7 +122,7 @@ def _event_of(row: tuple) -> dict:
 
 def _record_of(row: tuple) -> dict:
     seq, body = row
-    record = msgpack.unpackb(body, raw=False)
+    record = _decode(body)
     record["seq"] = seq
     return record
 
