@@ -81,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
     "handlers": {
         "enabled": ["audit", "metrics", "alerting", "alert-log"],
         "shutdown_deadline_s": 10.0,
+        # Added to the consumer process's nice value: ingest (and the applications
+        # on the same host) get the CPU first, handlers catch up with what is left.
+        "niceness": 10,
         # Defaults for every handler's runner; override per handler in [handlers.<name>].
         "lag_policy": "block",
         "max_lag": 1_000_000,
@@ -227,6 +230,8 @@ def check(config: Mapping[str, Any]) -> None:
             value = table.get(key, 1)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
+    if not 0 <= handlers["niceness"] <= 19:
+        raise ConfigError(f"handlers.niceness: expected 0 to 19, got {handlers['niceness']!r}")
     for key, value in config["limits"].items():
         if value < 1:
             raise ConfigError(f"limits.{key}: expected a positive integer, got {value!r}")

@@ -256,6 +256,7 @@ def main(config: dict[str, Any], conn: Connection, inherited: Connection | None 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.umask(0o077)  # handlers' files (audit trail, alert logs) are private, as the log is
+    os.nice(config["handlers"]["niceness"])  # ingest first: ACK latency is what applications see
     try:
         message = conn.recv()
     except (EOFError, OSError):
