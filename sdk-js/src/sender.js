@@ -32,7 +32,7 @@
  */
 
 import { Dealer, curveKeyPair } from 'zeromq';
-import { DEFAULT_LIMITS, MAGIC, OVERLOADED, TOO_LARGE, decodeFrames, encodeEvent, packPubBody } from './wire.js';
+import { DEFAULT_LIMITS, MAGIC, OVERLOADED, TOO_LARGE, decodeFrames, EventBatch, packPubBody } from './wire.js';
 
 const PUB_FRAME = Buffer.from('PUB');
 const PING_FRAME = Buffer.from('PING');
@@ -101,6 +101,7 @@ export class Sender {
     this.receiving = false;
     this.stopped = false;
     this.sendChain = Promise.resolve();
+    this.encoder = new EventBatch(); // reused: events are encoded into it, then taken as one buffer
     this.spoolFullWarned = false;
 
     this.socket = new Dealer({
@@ -199,23 +200,27 @@ export class Sender {
    * `maxEventBytes` are rejected here (counted), never sent.
    */
   takeBatch() {
-    const events = [];
+    const batch = this.encoder;
     let bytes = PUB_ENVELOPE_BYTES;
-    while (events.length < this.batchSize && this.queue.size > 0) {
-      const encoded = encodeEvent(this.queue.peek());
-      if (encoded.length > this.limits.maxEventBytes) {
+    while (batch.count < this.batchSize && this.queue.size > 0) {
+      const size = batch.add(this.queue.peek());
+      if (size > this.limits.maxEventBytes) {
+        batch.drop(size);
         this.queue.shift();
         this.stats.rejected++;
-        this.stats.lastError = `event: ${encoded.length} bytes exceeds the limit of ${this.limits.maxEventBytes}; not sent`;
+        this.stats.lastError = `event: ${size} bytes exceeds the limit of ${this.limits.maxEventBytes}; not sent`;
         this.log.warn(this.stats.lastError);
         continue;
       }
-      if (events.length > 0 && bytes + encoded.length > this.maxBatchBytes) break;
+      if (batch.count > 0 && bytes + size > this.maxBatchBytes) {
+        batch.drop(size);
+        break;
+      }
       this.queue.shift();
-      events.push(encoded);
-      bytes += encoded.length;
+      batch.keep();
+      bytes += size;
     }
-    return events.length === 0 ? null : { events, order: ++this.order, seq: 0, segment: null, timer: null };
+    return batch.count === 0 ? null : { events: batch.take(), order: ++this.order, seq: 0, segment: null, timer: null };
   }
 
   /** Serialise sends: a zeromq.js socket allows one send in progress. */

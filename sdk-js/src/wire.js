@@ -434,7 +434,17 @@ let sourceBytes = null;
  * the same over random events.
  */
 export function encodeEvent(ev) {
-  if (ev.v !== 1 || ev.source === undefined) return packOrdered(ev);
+  shared.reset();
+  writeEvent(shared, ev);
+  return shared.take();
+}
+
+/** Append the bytes of `encodeEvent(ev)` to writer `w`. */
+function writeEvent(w, ev) {
+  if (ev.v !== 1 || ev.source === undefined) {
+    w.value(ev, true);
+    return;
+  }
   const { actor, attrs, duration_us: durationUs, reason, resource, severity, source } = ev;
   let n = 8;
   if (actor !== undefined) n++;
@@ -443,8 +453,6 @@ export function encodeEvent(ev) {
   if (reason !== undefined) n++;
   if (resource !== undefined) n++;
   if (severity !== undefined) n++;
-  const w = shared;
-  w.reset();
   w.byte(0x80 | n);
   const K = EVENT_KEYS;
   if (actor !== undefined) { w.raw(K.actor); w.flatMap(actor); }
@@ -469,7 +477,50 @@ export function encodeEvent(ev) {
   w.raw(K.ts); w.value(ev.ts, true);
   w.raw(K.type); w.value(ev.type, true);
   w.raw(V_ONE);
-  return w.take();
+}
+
+/**
+ * Events encoded back to back into one buffer (the sender's batch): `add` encodes one
+ * and returns its size, `drop` takes back the one just added (over a limit), `keep`
+ * accepts it; `take` returns the kept events as Buffers that are views of one new buffer,
+ * in order, so `packPubBody` copies them as one block instead of one part per event.
+ */
+export class EventBatch {
+  constructor() {
+    this.w = new Writer(64 * 1024);
+    this.ends = [];
+  }
+
+  get count() {
+    return this.ends.length;
+  }
+
+  add(ev) {
+    const start = this.w.pos;
+    writeEvent(this.w, ev);
+    return this.w.pos - start;
+  }
+
+  drop(size) {
+    this.w.pos -= size;
+  }
+
+  keep() {
+    this.ends.push(this.w.pos);
+  }
+
+  take() {
+    const all = this.w.take();
+    const out = new Array(this.ends.length);
+    let start = 0;
+    for (let i = 0; i < out.length; i++) {
+      out[i] = all.subarray(start, this.ends[i]);
+      start = this.ends[i];
+    }
+    this.w.reset();
+    this.ends.length = 0;
+    return out;
+  }
 }
 
 /**
@@ -487,6 +538,19 @@ export function packPubBody(seq, encodedEvents) {
   w.string('seq');
   w.value(seq, true);
   const tail = w.take();
+  // Events that lie back to back in one buffer (an EventBatch) are copied as one block.
+  const n = encodedEvents.length;
+  if (n > 1) {
+    const first = encodedEvents[0];
+    let end = first.byteOffset + first.length;
+    let i = 1;
+    for (; i < n; i++) {
+      const e = encodedEvents[i];
+      if (e.buffer !== first.buffer || e.byteOffset !== end) break;
+      end += e.length;
+    }
+    if (i === n) return Buffer.concat([head, Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset), tail]);
+  }
   return Buffer.concat([head, ...encodedEvents, tail]);
 }
 

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_LIMITS, Limits, MAGIC, WireError, checkPub, decodeFrames, encodeEvent, encodeFrames, pack, packOrdered, packPubBody,
-  unpack,
+  DEFAULT_LIMITS, Limits, MAGIC, WireError, checkPub, decodeFrames, encodeEvent, encodeFrames, EventBatch, pack, packOrdered,
+  packPubBody, unpack,
 } from '../src/wire.js';
 import { Client } from '../src/index.js';
 import { Scratch } from './support/scratch.js';
@@ -77,6 +77,20 @@ test('frames: a PUB body built from pre-encoded events equals the canonical enco
   const [cmd, value] = decodeFrames(frames);
   assert.equal(cmd, 'PUB');
   assert.deepStrictEqual(checkPub(value, body.length), [7, events]);
+});
+
+test('frames: events encoded back to back (EventBatch) give the same PUB body, also after a split or a drop', () => {
+  const events = [{ a: 1, v: 2 }, { b: 'x'.repeat(40), v: 2 }, { c: [1, 2], v: 2 }, { d: null, v: 2 }]; // canonical key order
+  const batch = new EventBatch();
+  for (const e of events) batch.add(e) && batch.keep();
+  batch.drop(batch.add({ dropped: true, v: 2 }));
+  const views = batch.take();
+  assert.deepEqual(views.map((b) => b.toString('hex')), events.map((e) => packOrdered(e).toString('hex')));
+  const expected = (list) => pack({ events: list, seq: 3 }).toString('hex');
+  assert.equal(packPubBody(3, views).toString('hex'), expected(events));
+  assert.equal(packPubBody(3, views.slice(2)).toString('hex'), expected(events.slice(2)));
+  assert.equal(packPubBody(3, [views[0], views[2]]).toString('hex'), expected([events[0], events[2]]));
+  assert.equal(batch.count, 0);
 });
 
 test('frames: wrong count, magic, version and command are refused with their codes', () => {
