@@ -41,11 +41,15 @@ class SecretKeys:
                 self._verdicts[key] = verdict
         return verdict
 
+    def any_secret(self, keys) -> bool:
+        """Whether any of these attrs keys is secret."""
+        return bool(self.words) and any(self.is_secret(key) for key in keys)
+
     def redact(self, event: dict) -> dict | None:
         """A copy of ``event`` with secret attrs values replaced, or None when
         there is nothing to redact (the event is then stored as received)."""
         attrs = event.get("attrs")
-        if not attrs or not self.words or not any(self.is_secret(key) for key in attrs):
+        if not attrs or not self.any_secret(attrs):
             return None
         out = dict(event)
         out["attrs"] = {key: REDACTED if self.is_secret(key) else value for key, value in attrs.items()}
