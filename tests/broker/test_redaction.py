@@ -51,3 +51,13 @@ def test_secret_words_match_case_insensitively_inside_longer_names():
     assert keys.is_secret("X-Auth-Token") and keys.is_secret("session_cookie") and keys.is_secret("DB_PASSWORD")
     assert not keys.is_secret("user") and not keys.is_secret("alg")
     assert keys.redact({"attrs": {"alg": "Ed25519"}}) is None, "nothing secret: no copy, stored as received"
+
+
+def test_the_one_search_over_all_keys_agrees_with_the_verdict_per_key():
+    keys = ["user", "X-Auth-Token", "api_KEY", "token_type", "passwd.hash", "Cookie", "mfa", "private_key_id", "n", "SECRETS:v1"]
+    for words in (("password", "passwd", "secret", "token", "cookie", "api_key", "private_key"), ("a.b",), ()):
+        secrets = SecretKeys(words)
+        for key in keys:
+            assert secrets.any_secret([key]) == secrets.is_secret(key), (words, key)
+        assert secrets.any_secret(keys) == any(secrets.is_secret(k) for k in keys)
+        assert not secrets.any_secret(["user", "ab"])  # "a.b" is a literal word, not a pattern
