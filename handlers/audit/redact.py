@@ -51,9 +51,22 @@ class Redactor:
         original is never modified), and the names of what was removed."""
         removed: list[str] = []
         attrs = event.get("attrs")
-        secret = isinstance(attrs, dict) and any(self.is_secret(key) for key in attrs)
-        hashed = any(isinstance(event.get(top), dict) and event[top].get(sub) is not None if sub
-                     else event.get(top) is not None for top, sub in self.hash_fields)
+        secret = False
+        if isinstance(attrs, dict):
+            verdicts = self._verdicts  # plain loops: this runs for every audited event
+            for key in attrs:
+                known = verdicts.get(key)
+                if known is None:
+                    known = self.is_secret(key)
+                if known:
+                    secret = True
+                    break
+        hashed = False
+        for top, sub in self.hash_fields:
+            value = event.get(top)
+            if value is not None and (sub is None or (isinstance(value, dict) and value.get(sub) is not None)):
+                hashed = True
+                break
         if not secret and not hashed:
             return event, removed  # the common case: nothing to hide, no copy
         out = dict(event)

@@ -191,7 +191,6 @@ class AuditWriter:
         record["events"] = self.events
         if self.signer is not None and record["kind"] == chain.CHECKPOINT:
             record["key_id"] = self.signer.key_id
-        if self.signer is not None and record["kind"] == chain.CHECKPOINT:
             chain.seal(record, self.n + 1, self.head)
             record["sig"] = self.signer.signature(record["hash"])
             line = chain.encode_line(record)
