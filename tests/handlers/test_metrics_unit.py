@@ -93,3 +93,46 @@ def test_the_metrics_route_is_added_through_the_app_handle(tmp_path):
     handle = StatsHandle("metrics", {}, tmp_path)
     MetricsHandler().startup(handle)
     assert [(m, p) for m, p, _ in handle.routes] == [("GET", "/metrics")]
+
+
+def family_lines(registry, name: str) -> list[str]:
+    return [line for line in generate_latest(registry).decode().splitlines()
+            if line.split("{")[0].split(" ")[0].startswith(name) or line.split(" ")[2:3] == [name]]
+
+
+def test_the_duration_histogram_prints_exactly_what_opentelemetry_prints_for_the_same_values(tmp_path):
+    # The handler aggregates this histogram itself (histogram.py); the reference is an
+    # OpenTelemetry Histogram with the same buckets behind the same Prometheus reader.
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+    from prometheus_client import CollectorRegistry
+
+    from secbus.handlers.metrics.plugin import DURATION_BUCKETS, SCOPE
+
+    reference = CollectorRegistry()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader(disable_target_info=True, registry=reference)],
+                             views=[View(instrument_name="secbus.verification.duration",
+                                         aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))])
+    histogram = provider.get_meter(SCOPE).create_histogram(
+        "secbus.verification.duration", unit="s", description="Duration of verification checks (duration_us of events)")
+    durations = [0, 99, 100, 101, 61, 1_000_000, 1_000_001, 10_000_000, 25_000_000, 7, 123_456, 2_500_000]
+    events = [make_event(("authn.login", "authz.check")[i % 2], ("success", "failure", "error")[i % 3],
+                         duration_us=d) for i, d in enumerate(durations * 3)]
+    m = started(tmp_path)
+    m.on_events(events[:20])
+    m.on_events(events[20:])
+    for event in events:
+        histogram.record(event["duration_us"] / 1e6, {"type": event["type"], "outcome": event["outcome"]})
+    name = "secbus_verification_duration_seconds"
+    assert family_lines(m.registry, name) == family_lines(reference, name)
+    assert len(family_lines(m.registry, name)) == 2 + 6 * (len(DURATION_BUCKETS) + 3)
+
+
+def test_closed_traces_counted_between_scrapes_are_all_in_the_next_scrape(tmp_path):
+    m = started(tmp_path)
+    for _ in range(5):
+        m.on_trace({"flags": ["late"]})
+    assert samples(m)[("secbus_traces_closed_total", (("flag", "late"),))] == 5
+    m.on_trace({"flags": ["late"]})
+    assert samples(m)[("secbus_traces_closed_total", (("flag", "late"),))] == 6
