@@ -228,13 +228,17 @@ export class Client {
       curve,
       log: this.log,
       onProgress: () => this.progress(),
+      // A partial batch leaves when its linger period ends (or for a flush), not whenever
+      // the sender wakes for something else (an ACK): fewer, fuller batches.
+      mayCut: () => this.lingerTimer === null || this.urgent > 0 || this.queue.size >= this.options.batchSize,
     });
     this.onLinger = () => {
       this.lingerTimer = null;
       this.lingerEndedAt = performance.now();
       // A partial batch waited a whole period and traffic may go on: the next period
       // doubles, up to maxLingerMs (fewer, fuller batches; each costs far more than an event).
-      if (this.queue.size < this.options.batchSize) this.lingerPeriodMs = Math.min(this.lingerPeriodMs * 2, this.maxLingerMs);
+      const n = this.queue.size;
+      if (n > 0 && n < this.options.batchSize) this.lingerPeriodMs = Math.min(this.lingerPeriodMs * 2, this.maxLingerMs);
       this.sender.kick();
     };
     this.onImmediate = () => {

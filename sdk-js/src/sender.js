@@ -62,6 +62,8 @@ export class Sender {
    * @param {import('./wire.js').Limits} [o.limits]
    * @param {{debug: Function, warn: Function}} o.log
    * @param {() => void} o.onProgress called after anything moved (room in the queue, ACKs)
+   * @param {() => boolean} [o.mayCut] whether a batch may be cut from the queue now (the
+   *   client's linger: a partial batch waits for its period to end); default always
    *
    * A batch is `{events: Buffer[], order, seq, segment, timer}`: `segment` is
    * null for a batch cut from the queue, or the replay it belongs to (the
@@ -79,6 +81,7 @@ export class Sender {
     this.limits = o.limits ?? DEFAULT_LIMITS;
     this.log = o.log;
     this.onProgress = o.onProgress;
+    this.mayCut = o.mayCut ?? (() => true);
     this.graceMs = Math.min(this.ackTimeoutMs, 1000);
     // A batch is cut at the protocol's 1 MiB, or a quarter of the spool so a few always fit in it.
     this.maxBatchBytes = Math.min(this.limits.maxBatchBytes, Math.floor((this.spool?.maxBytes ?? Infinity) / 4));
@@ -189,7 +192,7 @@ export class Sender {
       return;
     }
     while (this.inFlight.size < this.maxInFlight && !this.stopped) {
-      const batch = this.retry.shift() ?? this.takeBatch();
+      const batch = this.retry.shift() ?? (this.mayCut() ? this.takeBatch() : null);
       if (batch === null) break;
       if (!(await this.sendBatch(batch))) break;
     }
