@@ -206,7 +206,16 @@ export class Sender {
     const batch = this.encoder;
     let bytes = PUB_ENVELOPE_BYTES;
     while (batch.count < this.batchSize && this.queue.size > 0) {
-      const size = batch.add(this.queue.peek());
+      let size;
+      try {
+        size = batch.add(this.queue.peek());
+      } catch (err) { // emit() validated it, so this is a bug; still, never stall the queue on it
+        this.queue.shift();
+        this.stats.rejected++;
+        this.stats.lastError = `event cannot be encoded: ${err.message}; not sent`;
+        this.log.warn(this.stats.lastError);
+        continue;
+      }
       if (size > this.limits.maxEventBytes) {
         batch.drop(size);
         this.queue.shift();

@@ -497,7 +497,12 @@ export class EventBatch {
 
   add(ev) {
     const start = this.w.pos;
-    writeEvent(this.w, ev);
+    try {
+      writeEvent(this.w, ev);
+    } catch (err) {
+      this.w.pos = start; // nothing half-written stays between two events
+      throw err;
+    }
     return this.w.pos - start;
   }
 

@@ -91,6 +91,11 @@ test('frames: events encoded back to back (EventBatch) give the same PUB body, a
   assert.equal(packPubBody(3, views.slice(2)).toString('hex'), expected(events.slice(2)));
   assert.equal(packPubBody(3, [views[0], views[2]]).toString('hex'), expected([events[0], events[2]]));
   assert.equal(batch.count, 0);
+  // An event that cannot be encoded leaves nothing behind in the batch.
+  assert.throws(() => batch.add({ a: 1, bad: Symbol('x'), v: 2 }));
+  batch.add(events[1]);
+  batch.keep();
+  assert.deepEqual(batch.take()[0].toString('hex'), packOrdered(events[1]).toString('hex'));
 });
 
 test('frames: wrong count, magic, version and command are refused with their codes', () => {
