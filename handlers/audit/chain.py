@@ -87,10 +87,11 @@ def _plain_list(value: list) -> bool:
 
 def canonical(value: dict) -> bytes:
     """``value`` in the canonical serialisation, as UTF-8 bytes."""
-    if type(value) is dict and _plain_map(value):
+    if type(value) is dict:
         try:
-            return _fast_encode(value)
-        except Exception:  # non-string keys, lone surrogates: the json path decides
+            if _plain_map(value):
+                return _fast_encode(value)
+        except Exception:  # non-string keys, lone surrogates, cycles: the json path decides
             pass
     return _dumps(value).encode("utf-8")
 
@@ -134,6 +135,36 @@ def seal_line(record: dict, n: int, prev: str) -> bytes:
         return b"{" + field[1:] + b"," + data[1:] + b"\n"
     at = data.rindex(b',"' + min(later).encode("utf-8") + b'":')
     return data[:at] + field + data[at:] + b"\n"
+
+
+def _list_bytes(value: list) -> bytes:
+    return canonical({"": value})[4:-1]  # the list as it appears inside a record
+
+
+def seal_event_line(event: dict, seq: int, events: int, redacted: list[str] | None,
+                    n: int, prev: str) -> tuple[bytes, str]:
+    """The stored line and hash of the event record ``{"kind": "event", "seq",
+    "event", "events", "redacted" (when not empty), "n", "prev"}``: the bytes
+    :func:`seal_line` writes for that record, without building it.
+
+    Why: the writer's hot path.  The top-level keys of an event record are
+    fixed and sort as ``event, events, hash, kind, n, prev, redacted, seq``,
+    so the canonical form is the event's canonical bytes with the other
+    fields written around them; only the event needs an encoder.  Values of
+    unexpected types take :func:`seal_line` (tests compare the two)."""
+    if not (type(seq) is int and type(events) is int and type(n) is int and type(prev) is str
+            and prev.isascii() and prev.isalnum()):
+        record = {"kind": EVENT, "seq": seq, "event": event, "events": events}
+        if redacted:
+            record["redacted"] = redacted
+        line = seal_line(record, n, prev)
+        return line, record["hash"]
+    head = b'{"event":%b,"events":%d' % (canonical(event) if type(event) is dict else canonical({"": event})[4:-1],
+                                          events)
+    tail = b',"kind":"event","n":%d,"prev":"%b"%b,"seq":%d}' % (
+        n, prev.encode("ascii"), b',"redacted":' + _list_bytes(redacted) if redacted else b"", seq)
+    digest = hashlib.sha256(head + tail).hexdigest()
+    return b'%b,"hash":"%b"%b\n' % (head, digest.encode("ascii"), tail), digest
 
 
 def encode_line(record: dict) -> bytes:

@@ -196,11 +196,15 @@ class AuditWriter:
             line = chain.encode_line(record)
         else:
             line = chain.seal_line(record, self.n + 1, self.head)
+        self._write(line, record["hash"])
+        return record
+
+    def _write(self, line: bytes, digest: str) -> None:
         self._fh.write(line)
         self._file_bytes += len(line)
-        self.n, self.head = record["n"], record["hash"]
+        self.n += 1
+        self.head = digest
         self._dirty = True
-        return record
 
     def _new_file(self, now: int) -> None:
         self.index += 1
@@ -237,13 +241,10 @@ class AuditWriter:
             if self._file_bytes >= self.max_file_bytes:
                 self._rotate(now)
             stored, removed = self.redactor.redact(event)
-            record = {"kind": chain.EVENT, "seq": seq, "event": stored}
-            if removed:
-                record["redacted"] = removed
             self.last_seq = seq
             self.events += 1
             self._since_checkpoint += 1
-            self._append(record)
+            self._write(*chain.seal_event_line(stored, seq, self.events, removed, self.n + 1, self.head))
             written += 1
             if self._since_checkpoint >= self.checkpoint_every:
                 self._checkpoint(now)

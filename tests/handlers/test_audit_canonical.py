@@ -100,6 +100,35 @@ def test_what_the_documented_form_refuses_is_refused(value):
         chain.canonical(value)
 
 
+def test_a_circular_value_is_refused_as_the_documented_form_refuses_it():
+    value: dict = {"a": [1]}
+    value["a"].append(value)
+    with pytest.raises(ValueError, match="Circular reference"):
+        chain.canonical(value)
+
+
 def test_non_string_keys_are_written_as_the_documented_form_writes_them():
     value = {"m": {2: "a", 10: "b"}, "t": (1, "x"), "z": True}
     assert chain.canonical(value) == documented(value)
+
+
+def generic_line(event, seq, events, redacted, n, prev) -> tuple[bytes, str]:
+    record = {"kind": "event", "seq": seq, "event": event, "events": events}
+    if redacted:
+        record["redacted"] = redacted
+    line = chain.seal_line(record, n, prev)
+    return line, record["hash"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(KEYS, values(PLAIN_SCALARS | st.floats(allow_nan=False, allow_infinity=False)), max_size=8),
+       st.integers(-1, 2**64), st.integers(0, 2**40), st.lists(st.text(max_size=8), max_size=3), st.integers(1, 2**40))
+def test_the_event_record_fast_line_is_the_generic_line(event, seq, events, redacted, n):
+    prev = "ab" * 32
+    assert chain.seal_event_line(event, seq, events, redacted, n, prev) == generic_line(event, seq, events, redacted, n, prev)
+
+
+@pytest.mark.parametrize("seq, prev", [(True, "ab" * 32), (5.0, "ab" * 32), (5, 'x"y'), (5, "\u00e9" * 4), (5, "")])
+def test_the_event_record_fast_line_falls_back_on_unexpected_values(seq, prev):
+    event = make_event(attrs={"ratio": 0.5, "name": "\u00e9\n"})
+    assert chain.seal_event_line(event, seq, 1, ["attrs.x"], 2, prev) == generic_line(event, seq, 1, ["attrs.x"], 2, prev)
