@@ -99,6 +99,17 @@ def test_serve_with_a_bad_config_value_names_the_key_and_exits_2(tmp_path):
     config.write_text('[ingest]\nmax_backlogg = 3\n')
     r = secbus("serve", "--config", str(config))
     assert r.returncode == 2 and "ingest.max_backlogg: unknown option" in r.stderr
+    config.write_text('[handlers]\nniceness = 25\n')
+    r = secbus("serve", "--config", str(config))
+    assert r.returncode == 2 and "handlers.niceness: expected 0 to 19, got 25" in r.stderr
+
+
+def test_a_feed_address_in_use_is_refused_by_the_consumer_process_and_nothing_is_left_running(broker_factory, tmp_path):
+    b = broker_factory(handlers=[])
+    r = secbus("serve", "--data-dir", str(tmp_path / "other"), "--ingest", "tcp://127.0.0.1:0", "--feed", b.feed, "--http", "127.0.0.1:0")
+    assert r.returncode == 2 and "cannot listen" in r.stderr and b.feed in r.stderr
+    r = secbus("serve", "--data-dir", str(tmp_path / "other"), "--ingest", "tcp://127.0.0.1:0", "--feed", "tcp://127.0.0.1:0", "--http", b.http)
+    assert r.returncode == 2 and "cannot listen" in r.stderr and b.http in r.stderr
 
 
 def test_second_broker_on_the_same_data_dir_is_refused(broker_factory):
