@@ -66,6 +66,12 @@ class EventLog(ABC):
         the same transaction (the correlator uses it)."""
 
     # --- reading -----------------------------------------------------------
+    def append_sized(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> tuple[list[int | None], list[int]]:
+        """As :meth:`append`, plus each record's stored size in bytes (bounds the tail cache)."""
+        import msgpack
+
+        return self.append(stream, records, cursor, dedupe), [len(msgpack.packb(r, use_bin_type=True)) for r in records]
+
     @abstractmethod
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
         """Up to ``limit`` records with offset > ``after``, in log order, each with ``seq``."""

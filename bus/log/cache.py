@@ -116,14 +116,14 @@ class CachedLog(EventLog):
         return seqs
 
     def append(self, stream, records, cursor=None, dedupe=False):
-        seqs = self.inner.append(stream, records, cursor, dedupe)
+        seqs, stored = self.inner.append_sized(stream, records, cursor, dedupe)
         fresh = []
         sizes = []
-        for record, seq in zip(records, seqs):
+        for record, seq, size in zip(records, seqs, stored):
             if seq is not None:
                 record["seq"] = seq  # the caller's fresh dict (a closed trace, an alert copy)
                 fresh.append(record)
-                sizes.append(len(msgpack.packb(record, use_bin_type=True)))
+                sizes.append(size)
         with self._lock:
             self._tails[stream].add(fresh, sizes)
         return seqs
