@@ -270,10 +270,10 @@ def run(cfg: Config) -> Section:
     sec.tables.append(at)
     sec.targets.append(Target(f"publish-to-ACK p99 at {cfg.ack_rate:,} events/s (built-in handlers running)",
                               TARGET_ACK_P99_MS, med["with"], "ms", False,
-                              "median of runs", why="ingest shares one GIL with the correlator and every handler runner (FINDINGS.md 2)"))
+                              "median of runs", why="ingest and the consumer process share 2 cores with the publishers; handlers run niced in their own process (FINDINGS.md 5)"))
     sec.targets.append(Target(f"publish-to-ACK p99 at {cfg.ack_rate:,} events/s (no handlers: ingest, correlator, feed)",
                               TARGET_ACK_P99_MS, med["without"], "ms", False,
-                              "median of runs", why="per-event Python work in one thread, the correlator beside it (FINDINGS.md 1)"))
+                              "median of runs", why="per-event Python work in the ingest thread (FINDINGS.md 1, 5)"))
     lsteps, best = ladder(cfg, steps)
     lt = Table("Rate ladder: does every handler keep up? (rising, then bisecting)",
                ["events/s", "accepted", "max lag by handler", "drained after (s)", "bounded"])
@@ -285,7 +285,7 @@ def run(cfg: Config) -> Section:
     sec.figures["highest_bounded_rate"] = best
     sec.targets.append(Target("End to end with built-in handlers (highest bounded rate)", TARGET_E2E_RATE, float(best),
                               "events/s", True, "bounded: lag never above 1 s of events, 0 again within 5 s",
-                              why="one GIL for ingest, correlator and handlers; each consumer decodes the log again (FINDINGS.md 2)"))
+                              why="the consumer process (correlator and every handler on one interpreter lock, niced) spends ~100 us of CPU per event (FINDINGS.md 2, 5)"))
     if al is not None:
         sec.tables.append(Table("Publish-to-alert (threshold rule authn-brute-force, 5th failed login -> alert on the live feed)",
                                 ["trials", "missed", "p50 (ms)", "p99 (ms)", "max (ms)"],
