@@ -37,7 +37,7 @@ import zmq
 from . import __version__
 from .auth.security import Security
 from .config import data_dir_of, limits_of
-from .consumers.supervisor import ConsumerStartError, ConsumerSupervisor
+from .consumers.supervisor import ConsumerSupervisor
 from .ingest import Ingest
 from .log import open_log
 

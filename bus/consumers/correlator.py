@@ -103,7 +103,6 @@ class CorrelatorRunner:
         last_expire = 0.0
         while True:
             try:
-                self.wakeup.yield_to_ingest()
                 batch = self.log.read("events", self.position, self.batch_size)
                 closed: list[dict] = []
                 for event in batch:

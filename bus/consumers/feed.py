@@ -147,7 +147,6 @@ class Feed:
         if head - cursor > self.max_lag:
             self.skipped += head - self.max_lag - cursor
             cursor = head - self.max_lag
-        self.wakeup.yield_to_ingest()
         batch = self.log.read(stream, cursor, self.batch_size)
         for record in batch:
             topic = topic_of(stream, record)

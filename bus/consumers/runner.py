@@ -178,7 +178,6 @@ class HandlerRunner:
             self.logger.warning("handler %s: %d %s behind (max_lag %d); skipping %d", self.name, head - cursor, stream, self.max_lag, target - cursor)
             cursor = self.cursors[stream] = target
             self.log.set_cursor(self.name, stream, cursor)
-        self.wakeup.yield_to_ingest()
         batch = self.log.read(stream, cursor, self.batch_size)
         if not batch:
             return False

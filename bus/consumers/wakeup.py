@@ -21,9 +21,6 @@ class Wakeup:
             self._heads.update(heads)
         self._committed = dict(self._heads)  # may run ahead of _heads (see committed)
         self._closed = False
-        #: set while ingest is idle; consumers give way to ingest while it is clear
-        self.ingest_idle = threading.Event()
-        self.ingest_idle.set()
 
     def head(self, stream: str) -> int:
         return self._heads[stream]
@@ -43,15 +40,6 @@ class Wakeup:
             if head > self._heads[stream]:
                 self._heads[stream] = head
             self._cond.notify_all()
-
-    def yield_to_ingest(self, max_wait_s: float = 0.002) -> None:
-        """Let a busy ingest thread run first (bounded, so consumers never starve).
-
-        Every thread of the broker shares one interpreter lock; without this a
-        consumer working through a backlog competes with ingest for it and ACK
-        latency grows with the number of busy consumers."""
-        if not self.ingest_idle.is_set():
-            self.ingest_idle.wait(max_wait_s)
 
     def poke(self) -> None:
         """Wake every waiter (stop requested, settings changed)."""

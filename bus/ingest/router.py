@@ -49,7 +49,6 @@ class Ingest:
         backlog: Callable[[], int],
         on_commit: Callable[[int], None],
         maintenance: Callable[[], None] | None = None,
-        idle: "threading.Event | None" = None,
         security=None,
     ):
         self.log = log_
@@ -61,7 +60,6 @@ class Ingest:
         self.backlog = backlog
         self.on_commit = on_commit
         self.maintenance = maintenance
-        self.idle = idle if idle is not None else threading.Event()
         self.rejects: Counter = Counter()
         self.counts: Counter = Counter()
         self.sock = ctx.socket(zmq.ROUTER)
@@ -107,13 +105,10 @@ class Ingest:
                 if self.monitor in ready:
                     self._monitor_events()
                 if sock in ready:
-                    self.idle.clear()  # consumers give way while a group is processed
                     try:
                         self._group(sock)
                     except Exception:  # never let the loop die: publishers would hang
                         log.exception("ingest: internal error in a group")
-                    finally:
-                        self.idle.set()
                 if self.maintenance is not None:
                     self.maintenance()  # cheap unless retention is due
         finally:

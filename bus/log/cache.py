@@ -24,7 +24,6 @@ from __future__ import annotations
 import threading
 from typing import Any, Sequence
 
-import msgpack
 
 from .base import STAMP_BYTES, EventLog, StampedEvent
 

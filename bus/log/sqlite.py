@@ -45,7 +45,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import msgpack
 import msgspec
 
 from .base import STAMP_BYTES, STREAMS, EventLog, StampedEvent, merge_trace_events
