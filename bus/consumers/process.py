@@ -75,7 +75,6 @@ class ConsumerProcess:
         self.conn = conn
         self.data_dir = data_dir_of(config).resolve()
         self.security = Security.from_config(config)
-        self.started_ns = time.time_ns()
         self.stopping = threading.Event()
         self.addresses: dict[str, str] = {}
         self._send_lock = threading.Lock()
@@ -91,15 +90,15 @@ class ConsumerProcess:
         self.ctx = zmq.Context()
         self.log = CachedLog(open_log(self.data_dir, durability=self.config["log"]["durability"], create=False))
         self.wakeup = Wakeup({s: self.log.head(s) for s in STREAMS})
+        self.follower = TailFollower(self.log, self.wakeup)
         self.security.start(self.ctx)  # the ZAP handler must run before the CURVE feed socket binds
         self.feed = Feed(self.ctx, addresses["feed"], self.log, self.wakeup, self.config["feed"], self.security)
         self.addresses["feed"] = self.feed.endpoint
         self.correlator = CorrelatorRunner(self.log, self.wakeup, self.config["correlation"])
         self.http = HttpServer(addresses["http"], self.stats, self.security.http_middlewares())
         self._load_handlers()
-        self.addresses["http"] = self.http.start()
         self.consumers = [self.correlator, *self.runners, self.feed]
-        self.follower = TailFollower(self.log, self.wakeup)
+        self.addresses["http"] = self.http.start()
         self.follower.start()
         for consumer in self.consumers:
             consumer.start()
