@@ -181,6 +181,10 @@ class ConsumerSupervisor:
             try:
                 self._go(self.addresses, START_TIMEOUT_S)
             except ConsumerStartError as exc:
+                self._conn.close()
+                if self._process.is_alive():  # hung in startup
+                    self._process.kill()
+                    self._process.join()
                 wait = min(cap, wait * 2)
                 log.error("the consumer process failed to start again (%s); next try in %.1fs", exc, wait)
                 continue
