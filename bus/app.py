@@ -208,10 +208,12 @@ class Broker:
         }
 
 
-#: How long a thread may hold the interpreter lock while another waits for it.
-#: Every handoff to ingest waits up to this long while consumers are busy, and
-#: ingest needs several per group: measured (a SQLite writer thread against 3
-#: busy threads), 0.5 ms instead of CPython's 5 ms gave the writer 3x the rows/s.
+#: How long a thread may hold the interpreter lock while another waits for it,
+#: in both processes (set before the fork).  A thread that gave the lock up for
+#: I/O (a socket, SQLite, a file write) waits up to this long to get it back
+#: while another thread is busy: measured when ingest and the consumers shared
+#: one process, 0.5 ms instead of CPython's 5 ms gave a SQLite writer thread
+#: 3x the rows/s against 3 busy threads.
 SWITCH_INTERVAL_S = 0.0005
 
 
