@@ -123,14 +123,16 @@ class MetricsHandler:
                 durations.setdefault(key[:2], []).append(duration / 1e6)
             if key[0] == SDK_STATS_TYPE:
                 self._sdk_report(event, source)
-        label = self.guard.labels
-        for (type_, outcome, platform, tenant), n in counts.items():
-            self.events.add(n, label("events", {"type": type_, "outcome": outcome, "platform": platform,
-                                                "tenant": tenant}))
+        # Durations before counts, and a scrape reads counts before durations
+        # (_Exposition): a scrape that sees an event counted sees its duration.
         if durations:
             value = self.guard.value
             self.duration.observe(((value("duration", "type", type_), value("duration", "outcome", outcome)), values)
                                   for (type_, outcome), values in durations.items())
+        label = self.guard.labels
+        for (type_, outcome, platform, tenant), n in counts.items():
+            self.events.add(n, label("events", {"type": type_, "outcome": outcome, "platform": platform,
+                                                "tenant": tenant}))
 
     @hookimpl
     def on_trace(self, trace: dict) -> None:
@@ -227,8 +229,9 @@ class _Exposition:
 
     def collect(self):
         self.handler._add_pending_traces()
-        histogram = self.handler.duration.family()
-        for family in self.handler._otel_registry.collect():
+        families = list(self.handler._otel_registry.collect())
+        histogram = self.handler.duration.family()  # after the counts: see on_events
+        for family in families:
             yield family
             if histogram is not None and family.name == "secbus_events":
                 yield histogram

@@ -136,3 +136,20 @@ def test_closed_traces_counted_between_scrapes_are_all_in_the_next_scrape(tmp_pa
     assert samples(m)[("secbus_traces_closed_total", (("flag", "late"),))] == 5
     m.on_trace({"flags": ["late"]})
     assert samples(m)[("secbus_traces_closed_total", (("flag", "late"),))] == 6
+
+
+def test_a_scrape_that_sees_events_counted_sees_their_durations(tmp_path):
+    # Scrape at the worst moment: from inside the counter's add(), as a concurrent scrape could.
+    m = started(tmp_path)
+    counter = m.events
+    seen = []
+
+    class ScrapingCounter:
+        def add(self, n, attributes):
+            seen.append(samples(m).get(("secbus_verification_duration_seconds_count",
+                                        (("outcome", "success"), ("type", "authz.check")))))
+            counter.add(n, attributes)
+
+    m.events = ScrapingCounter()
+    m.on_events([make_event("authz.check", "success", duration_us=2500) for _ in range(3)])
+    assert seen == [3]
