@@ -51,10 +51,10 @@ FILE_RE = re.compile(r"audit-(\d{6,})\.jsonl")
 MiB = 1024 * 1024
 #: The audit file's write buffer.  With the default 8 KiB, a batch of 1000
 #: ~700-byte records made ~85 write() calls; each lets the interpreter lock
-#: go, and in the broker's consumer process getting it back behind the
-#: correlator and tail threads takes up to the 5 ms switch interval: py-spy
-#: found half of the audit thread's time on that line.  1 MiB holds a whole
-#: batch of such records, so a batch is written with one call at its fsync.
+#: go, and in the broker's consumer process getting it back behind the busy
+#: correlator and tail threads takes up to a switch interval (0.5 ms there):
+#: py-spy found half of the audit thread's samples on that line.  1 MiB holds
+#: a whole batch of such records, so a batch is written with one call.
 WRITE_BUFFER = 1 * MiB
 
 log = logging.getLogger("secbus.handlers.audit")
