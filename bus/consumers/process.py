@@ -39,6 +39,7 @@ import itertools
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -245,7 +246,7 @@ def merge_security(ingest: dict[str, Any], consumers: dict[str, Any]) -> dict[st
     return out
 
 
-def main(config: dict[str, Any], conn: Connection, inherited: Connection | None = None) -> None:
+def main(config: dict[str, Any], conn: Connection, inherited: Connection | None = None, switch_interval: float | None = None) -> None:
     """The process's entry point (started by :class:`~secbus.consumers.supervisor.ConsumerSupervisor`).
 
     ``inherited`` is the ingest process's end of the pipe when this process
@@ -254,6 +255,8 @@ def main(config: dict[str, Any], conn: Connection, inherited: Connection | None 
         inherited.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
     os.umask(0o077)  # handlers' files (audit trail, alert logs) are private, as the log is
     os.nice(config["handlers"]["niceness"])  # ingest first: ACK latency is what applications see
     try:

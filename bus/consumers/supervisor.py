@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -77,7 +78,8 @@ class ConsumerSupervisor:
         mine, theirs = mp.Pipe()
         # with fork the child inherits our end too and would never see it close: it closes its copy
         inherited = mine if mp.get_start_method() == "fork" else None
-        child = mp.Process(target=process.main, args=(self.config, theirs, inherited), name="secbus-consumers")
+        # a spawned interpreter does not inherit the switch interval a forked one does
+        child = mp.Process(target=process.main, args=(self.config, theirs, inherited, sys.getswitchinterval()), name="secbus-consumers")
         child.start()
         theirs.close()
         with self._send_lock:
