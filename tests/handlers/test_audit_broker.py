@@ -188,3 +188,24 @@ def test_a_bad_audit_setting_stops_only_the_audit_handler_with_a_clear_message(t
         assert status == 200
     finally:
         broker.stop()
+
+
+def test_events_with_floats_non_ascii_and_control_characters_are_stored_as_documented_and_verify(tmp_path):
+    # The writer has a fast encoder for records without floats and the documented json.dumps for the
+    # rest: through the broker, every stored line must still be the documented serialisation.
+    tricky = [{"ratio": 0.1, "tiny": 1e-05, "huge": 1.5e+300, "list": [2.5, "x", 7]},
+              {"name": "Zo\u00eb \u65e5\u672c \U0001f510", "ctl": "a\tb\nc\x01\x7f", "quote": '"\\/'},
+              {"big": 2**64 - 1, "neg": -(2**63), "flag": True, "none": None}]
+    broker = start_broker(tmp_path, handlers=["audit"])
+    try:
+        publish(broker, [make_event("authn.login", attrs=attrs) for attrs in tricky])
+        wait_until(lambda: len(audited_seqs(broker)) == 3, 20, message="3 audited events")
+    finally:
+        broker.stop()
+    for path in audit_dir(broker).glob("audit-*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            record = json.loads(line)
+            assert line == json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    stored = [r["event"]["attrs"] for r in audit_records(broker) if r["kind"] == "event"]
+    assert stored == tricky
+    assert verify(audit_dir(broker)).returncode == 0
