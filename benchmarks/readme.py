@@ -78,14 +78,17 @@ def section(data: dict) -> str:
     if al and al["alert_ms"].get("n"):
         lines.append(f"- Publish-to-alert (threshold rule, 5th failed login to the alert on the live feed): p50 "
                      f"{fmt(al['alert_ms']['p50'])} ms, p99 {fmt(al['alert_ms']['p99'])} ms.")
-    soak = data["sections"].get("soak")
-    if soak and soak.get("figures"):
-        f = soak["figures"]
-        lines.append(f"- Soak with faults ({fmt(data['meta']['config']['soak_seconds'])} s, broker SIGKILLed {f.get('kills')} times, "
-                     f"a handler failing a fifth of its batches, publishers in both SDKs: {sum(f.get('emitted', {}).values()):,} events): "
-                     f"{f.get('lost_log')} lost and {f.get('duplicated_log')} duplicated in the log, {f.get('lost_audit')} lost and "
-                     f"{f.get('duplicated_audit')} duplicated in the audit trail, `secbus audit verify` "
-                     f"{'passes' if f.get('audit_verify_exit') == 0 else 'FAILS'}.")
+    full_soak = RESULTS.parent / "full-soak" / "latest.json"
+    for run in [data] + ([json.loads(full_soak.read_text())] if full_soak.exists() else []):
+        soak = run["sections"].get("soak")
+        if soak and soak.get("figures"):
+            f = soak["figures"]
+            when = "" if run is data else f", full mode, {run['meta']['started'][:16]}"
+            lines.append(f"- Soak with faults ({fmt(run['meta']['config']['soak_seconds'])} s{when}, broker SIGKILLed {f.get('kills')} times, "
+                         f"a handler failing a fifth of its batches, publishers in both SDKs: {sum(f.get('emitted', {}).values()):,} events): "
+                         f"{f.get('lost_log')} lost and {f.get('duplicated_log')} duplicated in the log, {f.get('lost_audit')} lost and "
+                         f"{f.get('duplicated_audit')} duplicated in the audit trail, `secbus audit verify` "
+                         f"{'passes' if f.get('audit_verify_exit') == 0 else 'FAILS'}.")
     lines += ["", "Run them yourself: `make bench` (a few minutes) or `make bench BENCH_MODE=full` (longer runs, 1M-event "
               "backlog, 5-minute soak).", ""]
     return "\n".join(lines)
