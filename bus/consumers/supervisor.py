@@ -96,12 +96,19 @@ class ConsumerSupervisor:
         return dict(self.addresses)
 
     def _go(self, addresses: dict[str, str], timeout: float) -> None:
+        """Send "go", then handle messages until "ready" or "failed" (HTTP is up before
+        "ready", so a /healthz request may come first and is answered meanwhile)."""
         conn = self._conn
+        end = time.monotonic() + timeout
         try:
             conn.send(("go", addresses))
-            if not conn.poll(timeout):
-                raise ConsumerStartError("error", f"the consumer process did not start within {timeout:.0f}s")
-            message = conn.recv()
+            while True:
+                if not conn.poll(max(0.0, end - time.monotonic())):
+                    raise ConsumerStartError("error", f"the consumer process did not start within {timeout:.0f}s")
+                message = conn.recv()
+                if message[0] in ("ready", "failed"):
+                    break
+                self._handle(message)
         except (EOFError, OSError):
             self._process.join(5.0)
             raise ConsumerStartError("error", f"the consumer process exited during startup (exit code {self._process.exitcode})") from None
@@ -150,6 +157,12 @@ class ConsumerSupervisor:
                 self._stopped.wait(0.1)  # the child is being restarted; it reads the head itself
 
     def _receive(self) -> None:
+        try:
+            self._dispatch()
+        finally:
+            self._stopped.set()  # nothing more will come: stop() need not wait
+
+    def _dispatch(self) -> None:
         while True:
             try:
                 message = self._conn.recv()
@@ -157,19 +170,23 @@ class ConsumerSupervisor:
                 if self._stopping.is_set() or not self._restart():
                     return
                 continue
-            kind = message[0]
-            if kind == "floors":
-                self.floors = message[1]
-            elif kind == "stats?":
-                figures = self.figures()
-                figures["consumers"] = {"restarts": self.restarts, "last_exit": self.last_exit}
-                try:
-                    self._send(("stats", message[1], figures))
-                except OSError:
-                    pass
-            elif kind == "stopped":
-                self._stopped.set()
+            if message[0] == "stopped":
                 return
+            self._handle(message)
+
+    def _handle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "floors":
+            self.floors = message[1]
+        elif kind == "stats?":
+            figures = self.figures()
+            figures["consumers"] = {"restarts": self.restarts, "last_exit": self.last_exit}
+            try:
+                self._send(("stats", message[1], figures))
+            except OSError:
+                pass
+        else:
+            log.error("consumer process: unexpected message %r; ignored", kind)
 
     def _restart(self) -> bool:
         """Start the consumer process again after it died; False if stopping meanwhile."""
