@@ -172,7 +172,10 @@ class ConsumerSupervisor:
                 continue
             if message[0] == "stopped":
                 return
-            self._handle(message)
+            try:
+                self._handle(message)
+            except Exception:  # the link must outlive any one message
+                log.exception("consumer process link: handling %r failed", message[0])
 
     def _handle(self, message: tuple) -> None:
         kind = message[0]
