@@ -66,6 +66,11 @@ class ConsumerSupervisor:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    @property
+    def pid(self) -> int | None:
+        """The consumer process's pid (it changes when the process is started again)."""
+        return self._process.pid if self._process is not None else None
+
     # --- start -------------------------------------------------------------
     def fork(self) -> None:
         """Start the consumer process; it waits for :meth:`start` before doing anything."""

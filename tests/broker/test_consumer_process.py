@@ -27,11 +27,12 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_handlers_run_in_a_child_process_reported_by_healthz(broker_factory):
+def test_handlers_run_in_a_child_process_reported_by_healthz_and_at_start(broker_factory):
     b = broker_factory(handlers=["metrics"])
     consumers = b.healthz()["consumers"]
     assert consumers["pid"] != b.proc.pid and alive(consumers["pid"])
     assert consumers["restarts"] == 0
+    assert f"secbus: pid {b.proc.pid} (ingest), {consumers['pid']} (consumers" in b.log_text()
 
 
 def test_killed_consumer_process_is_restarted_and_every_event_reaches_the_handler(broker_factory, recorder_installed, recording):
