@@ -53,32 +53,17 @@ _PLAIN = frozenset((str, int, bool, type(None)))
 _fast_encode = msgspec.json.Encoder(order="sorted").encode
 
 
-def _plain_map(value: dict) -> bool:
-    for item in value.values():
+def _plain(items) -> bool:
+    """Whether every value in ``items`` (nested dicts and lists included) is str, int, bool or None."""
+    for item in items:
         kind = type(item)
         if kind in _PLAIN:
             continue
         if kind is dict:
-            if not _plain_map(item):
+            if not _plain(item.values()):
                 return False
         elif kind is list:
-            if not _plain_list(item):
-                return False
-        else:
-            return False
-    return True
-
-
-def _plain_list(value: list) -> bool:
-    for item in value:
-        kind = type(item)
-        if kind in _PLAIN:
-            continue
-        if kind is dict:
-            if not _plain_map(item):
-                return False
-        elif kind is list:
-            if not _plain_list(item):
+            if not _plain(item):
                 return False
         else:
             return False
@@ -89,7 +74,7 @@ def canonical(value: dict) -> bytes:
     """``value`` in the canonical serialisation, as UTF-8 bytes."""
     if type(value) is dict:
         try:
-            if _plain_map(value):
+            if _plain(value.values()):
                 return _fast_encode(value)
         except Exception:  # non-string keys, lone surrogates, cycles: the json path decides
             pass

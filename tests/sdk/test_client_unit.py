@@ -394,15 +394,21 @@ def test_an_event_too_large_to_send_is_rejected_and_counted_the_rest_go_on(down_
     assert _spooled_ids(spool_dir) == [before, after]
 
 
-def test_stats_keys_are_exactly_the_ones_the_readme_documents(down_client):
+def _readme_table_names(heading: str) -> set[str]:
+    """The `names` in the first column of the table under ``## heading`` in sdk-python/README.md."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "sdk-python" / "README.md").read_text()
-    section = readme.split("## stats()", 1)[1].split("\n## ", 1)[0]
+    section = readme.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     documented = set()
     for line in section.splitlines():
         if line.startswith("| `"):
             documented.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return documented
+
+
+def test_stats_keys_are_exactly_the_ones_the_readme_documents(down_client):
+    documented = _readme_table_names("stats()")
     required = {"queued", "sent", "acked", "duplicate", "rejected", "spooled", "replayed", "dropped",
                 "fallback", "connected", "last_error"}  # the issue's contract
     keys = set(down_client().stats())
@@ -412,13 +418,7 @@ def test_stats_keys_are_exactly_the_ones_the_readme_documents(down_client):
 
 def test_every_client_option_is_documented_in_the_readme():
     import inspect
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "sdk-python" / "README.md").read_text()
-    table = readme.split("## Options", 1)[1].split("\n## ", 1)[0]
-    documented = set()
-    for line in table.splitlines():
-        if line.startswith("| `"):
-            documented.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    documented = _readme_table_names("Options")
     options = set(inspect.signature(Client.__init__).parameters) - {"self"}
     assert options == documented
