@@ -5,8 +5,8 @@ checks), so it does the least that keeps the promises: validate the caller's
 arguments with cheap checks (a set lookup for a type already seen, a frozenset
 for the outcome, a type test per attr), take a timestamp and a UUIDv7
 (:mod:`.ids`), look up the trace context (:mod:`.tracecontext`), append one
-tuple to the queue (:mod:`.queue`) and return the event id.  Building the
-event map, random trace ids, msgpack, batching, the socket and the spool all
+:class:`~.encode.WireEvent` to the queue (:mod:`.queue`) and return the event id.
+Random trace ids, msgpack, batching, the socket and the spool all
 happen in the sender thread (:mod:`.sender`).
 
 Process life: an ``atexit`` hook closes the client (flush with the
@@ -22,7 +22,6 @@ import functools
 import logging
 import math
 import os
-import random
 import socket
 import threading
 import time
@@ -33,7 +32,7 @@ from . import __version__, event as _event, wire
 from .arguments import actor_copy as _actor, check as _check, invalid as _invalid
 from .arguments import non_negative as _non_negative, positive as _positive, positive_int as _positive_int
 from .curve import curve_keys as _curve_keys
-from .encode import EventEncoder
+from .encode import EventEncoder, WireEvent as _WireEvent, fill_trace_ids
 from .fallback import FallbackSink
 from .ids import fast_event_id
 from . import selfstats as _selfstats
@@ -57,9 +56,6 @@ _MAX_ATTRS = wire.DEFAULT_LIMITS.max_attrs
 _CACHE_MAX = 4096
 _time_ns = time.time_ns
 _isfinite = math.isfinite
-_getrandbits = random.getrandbits
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
 
 # Objects a forked child must not close for its parent; kept alive so their
 # finalizers never run in the child.
@@ -190,9 +186,10 @@ class Client:
             # Not fatal (the Node SDK behaves the same): the app keeps running, events wait in
             # memory only, and last_error says why.
             spool = NoSpool(self.spool_dir, str(exc), self._spool_max_bytes)
+        encoder = EventEncoder(self._source)
+        self._wire_source = encoder.source
         self._q = EventQueue(self._queue_size, self._on_full, self._block_timeout, self._fallback, self._build_event)
-        self._sender = Sender(self._config, self._q, spool, self._build_event,
-                              EventEncoder(self._source, self._build_event).encode)
+        self._sender = Sender(self._config, self._q, spool, encoder)
         self._last_report: dict | None = None
         if self._stats_interval > 0:
             self._sender.set_periodic(self._stats_interval, self._report_stats)
@@ -254,9 +251,12 @@ class Client:
         ts = _time_ns()
         eid = fast_event_id(ts)
         if ids is None:
-            item = (ts, eid, type, outcome, actor, resource, reason, attrs, severity, duration_us, None, None)
+            item = _WireEvent(id=eid, outcome=outcome, source=self._wire_source, ts=ts, type=type, v=1, actor=actor,
+                              attrs=attrs, duration_us=duration_us, reason=reason, resource=resource, severity=severity)
         else:
-            item = (ts, eid, type, outcome, actor, resource, reason, attrs, severity, duration_us, ids[0], ids[1])
+            item = _WireEvent(id=eid, outcome=outcome, source=self._wire_source, ts=ts, type=type, v=1, actor=actor,
+                              attrs=attrs, duration_us=duration_us, reason=reason, resource=resource, severity=severity,
+                              trace_id=ids[0], span_id=ids[1])
         q = self._q
         items = q.items
         if len(items) >= q.capacity:
@@ -321,40 +321,31 @@ class Client:
             self._invalid_traceparent += 1
         log.debug("secbus: invalid traceparent %s ignored; the event starts a new trace", wire.show(value))
 
-    def _build_event(self, item: tuple) -> dict:
-        """The event map in canonical key order (called by the sender and the fallback)."""
-        ts, eid, etype, outcome, actor, resource, reason, attrs, severity, duration_us, tid, sid = item
-        ev: dict = {}
-        if actor is not None:
-            ev["actor"] = _canonical_flat(actor)
-        if attrs is not None:
-            ev["attrs"] = _canonical_flat(attrs)
-        if duration_us is not None:
-            ev["duration_us"] = duration_us
-        ev["id"] = eid
-        ev["outcome"] = outcome
-        if reason is not None:
-            ev["reason"] = reason
-        if resource is not None:
-            ev["resource"] = resource
-        if severity is not None:
-            ev["severity"] = severity
-        ev["source"] = self._source
-        if tid is None:
-            # Trace ids need to be unique, not secret: the fast PRNG, as OpenTelemetry's SDK does
-            # (``random`` is reseeded in a forked child by Python itself).
-            h = "%048x" % _getrandbits(192)
-            tid, sid = h[:32], h[32:]
-            if tid == _ZERO_TRACE or sid == _ZERO_SPAN:
-                tid, sid = _event.new_trace_id(), _event.new_span_id()
-        elif tid.__class__ is int:
-            tid, sid = f"{tid:032x}", f"{sid:016x}"
-        ev["span_id"] = sid
-        ev["trace_id"] = tid
-        ev["ts"] = ts
-        ev["type"] = etype
-        ev["v"] = 1
-        return ev
+    def _build_event(self, ev: _WireEvent) -> dict:
+        """The event map in canonical key order (for the fallback sink)."""
+        fill_trace_ids((ev,))
+        out: dict = {}
+        if ev.actor is not None:
+            out["actor"] = _canonical_flat(ev.actor)
+        if ev.attrs is not None:
+            out["attrs"] = _canonical_flat(ev.attrs)
+        if ev.duration_us is not None:
+            out["duration_us"] = ev.duration_us
+        out["id"] = ev.id
+        out["outcome"] = ev.outcome
+        if ev.reason is not None:
+            out["reason"] = ev.reason
+        if ev.resource is not None:
+            out["resource"] = ev.resource
+        if ev.severity is not None:
+            out["severity"] = ev.severity
+        out["source"] = self._source
+        out["span_id"] = ev.span_id
+        out["trace_id"] = ev.trace_id
+        out["ts"] = ev.ts
+        out["type"] = ev.type
+        out["v"] = 1
+        return out
 
     # ------------------------------------------------------------------ verify
 
@@ -452,8 +443,8 @@ class Client:
             self._last_report = attrs
         outcome, severity = _selfstats.outcome_and_severity(attrs)
         ts = _time_ns()
-        q.items.append((ts, fast_event_id(ts), _selfstats.EVENT_TYPE, outcome, None, None, None,
-                        attrs, severity, None, None, None))
+        q.items.append(_WireEvent(id=fast_event_id(ts), outcome=outcome, source=self._wire_source, ts=ts,
+                                  type=_selfstats.EVENT_TYPE, v=1, attrs=attrs, severity=severity))
         if final:
             q.wake()
         return True

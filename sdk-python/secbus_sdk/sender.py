@@ -55,6 +55,7 @@ import msgpack
 import zmq
 
 from . import wire
+from .encode import EventEncoder
 from .queue import NEVER, EventQueue
 from .spool import Spool
 
@@ -112,15 +113,12 @@ class Counters:
 
 
 class Sender:
-    def __init__(self, config: Config, queue: EventQueue, spool: Spool, build_event: Callable[[tuple], dict],
-                 encode_event: Callable[[tuple], bytes] | None = None):
+    def __init__(self, config: Config, queue: EventQueue, spool: Spool, encoder: EventEncoder):
         self.config = config
         self.queue = queue
         self.spool = spool
-        self.build_event = build_event
+        self.encoder = encoder
         self._packer = msgpack.Packer(use_bin_type=True)
-        # encode_event(item) == pack(build_event(item)), faster (see :mod:`.encode`)
-        self.encode_event = encode_event or (lambda item: self._packer.pack(build_event(item)))
         self.counters = Counters()
         # A whole-batch encoding within this budget is sent as it is.  An event in it over
         # max_event_bytes is then refused by the broker alone (ACK ``rejected``, counted).
@@ -554,41 +552,38 @@ class Sender:
     def _cut_one(self, items) -> Batch | None:
         """Take up to ``batch_size`` events off the queue and encode them as one batch.
 
-        Each event is encoded once (:mod:`.encode`) and the batch is the array header plus
-        the joined events; within the byte budget, that is the payload.  Otherwise
-        :meth:`_cut_checked` refuses events it cannot encode or over ``max_event_bytes`` and
-        puts what does not fit back in front."""
+        The batch is encoded in one call (:mod:`.encode`); within the byte budget, that is
+        the payload.  Otherwise :meth:`_cut_checked` encodes event by event, refuses events
+        it cannot encode or over ``max_event_bytes`` and puts what does not fit back in front."""
         n = min(self.config.batch_size, len(items))
         if n == 0:
             return None
         popleft = items.popleft
         chunk = [popleft() for _ in range(n)]
-        encode = self.encode_event
         try:
-            packed = [encode(item) for item in chunk]
+            payload = self.encoder.batch(chunk)
         except Exception:
             return self._cut_checked(chunk, items)
-        size = sum(map(len, packed))
-        if size <= self._fast_limit:
-            return Batch(self._array_packed(packed), n)
-        return self._cut_checked(chunk, items, packed)
+        if len(payload) <= self._fast_limit:
+            return Batch(payload, n)
+        return self._cut_checked(chunk, items)
 
-    def _cut_checked(self, chunk: list, items, encoded: list[bytes] | None = None) -> Batch | None:
+    def _cut_checked(self, chunk: list, items) -> Batch | None:
         budget = self.config.max_batch_bytes - 64  # room for the PUB envelope
         max_event = self.config.max_event_bytes
-        encode = self.encode_event
+        encode = self.encoder.one
         packed: list[bytes] = []
         size = 0
         for index, item in enumerate(chunk):
             try:
-                data = encoded[index] if encoded is not None else encode(item)
+                data = encode(item)
             except Exception as exc:
                 self.counters.rejected += 1
-                self._error(f"event {item[1]} cannot be encoded ({type(exc).__name__}: {exc}); not sent")
+                self._error(f"event {item.id} cannot be encoded ({type(exc).__name__}: {exc}); not sent")
                 continue
             if len(data) > max_event:
                 self.counters.rejected += 1
-                self._error(f"event {item[1]} is {len(data)} bytes, over the {max_event}-byte limit; not sent",
+                self._error(f"event {item.id} is {len(data)} bytes, over the {max_event}-byte limit; not sent",
                             level=logging.WARNING)
                 continue
             if packed and size + len(data) > budget:

@@ -285,20 +285,24 @@ def test_events_are_built_valid_and_in_canonical_byte_order(down_client):
         assert packer.pack(event) == wire.pack(validate_event(event)), kwargs
 
 
-def test_the_one_pass_encoder_writes_the_canonical_bytes_of_every_event(down_client):
-    """secbus_sdk.encode writes events without building dicts: its bytes must be exactly the
-    shared codec's canonical bytes of the validated event, whatever optional fields are set."""
+def test_the_batch_encoder_writes_the_canonical_bytes_of_every_event(down_client):
+    """secbus_sdk.encode writes queued events with msgspec, a batch in one call: its bytes must be
+    exactly the shared codec's canonical bytes of the validated events, whatever optional fields
+    are set, and one event alone encodes as it does inside a batch."""
     import random
+
+    import msgpack
 
     from secbus_sdk import wire
     from secbus_sdk.encode import EventEncoder
     from secbus_sdk.event import validate_event
 
     client = down_client(queue_size=5000, ack_timeout=60)  # probing for 60 s: nothing leaves the queue
-    encoder = EventEncoder(client._source, client._build_event)
+    encoder = EventEncoder(client._source)
     rng = random.Random(7)
     scalars = [0, -1, 127, 128, -33, 2**31, -(2**63), 2**64 - 1, 1.5, 2.0, -0.0, True, False, None,
                "", "x", "é" * 40, "a" * 31, "b" * 32, "c" * 300]
+    items = []
     for i in range(600):
         kwargs: dict = {}
         if rng.random() < 0.6:
@@ -317,29 +321,34 @@ def test_the_one_pass_encoder_writes_the_canonical_bytes_of_every_event(down_cli
             kwargs["traceparent"] = f"00-{rng.getrandbits(128) or 1:032x}-{rng.getrandbits(64) or 1:016x}-01"
         client.emit(rng.choice(["authn.login", "config.change", "authz.check_x"]),
                     rng.choice(["success", "failure", "error", "unknown"]), **kwargs)
-        item = client._q.items.pop()
-        state = random.getstate()
-        encoded = encoder.encode(item)
-        random.setstate(state)  # the same random trace ids for the slow path
-        expected = wire.pack(validate_event(client._build_event(item)))
-        assert encoded == expected, (i, kwargs)
+        items.append(client._q.items.pop())
+    payload = encoder.batch(items)
+    packer = msgpack.Packer(use_bin_type=True)
+    expected = [wire.pack(validate_event(client._build_event(item))) for item in items]
+    assert payload == packer.pack_array_header(len(items)) + b"".join(expected)
+    for item, one in zip(items, expected):
+        assert encoder.one(item) == one
 
 
-def test_an_event_the_encoder_cannot_take_goes_through_the_slow_path(down_client):
-    import random
+def test_events_get_distinct_random_traces_and_keep_an_opentelemetry_span(down_client):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
 
-    from secbus_sdk import wire
     from secbus_sdk.encode import EventEncoder
 
-    client = down_client(queue_size=100, ack_timeout=60)
-    encoder = EventEncoder(client._source, client._build_event)
-    client.emit("authn.login")
-    item = client._q.items.pop()
-    odd = (12345,) + item[1:]  # a timestamp below 2**32: not the uint64 fast form
-    state = random.getstate()
-    encoded = encoder.encode(odd)
-    random.setstate(state)  # the same random trace id for the comparison
-    assert encoded == wire.pack(client._build_event(odd))
+    client = down_client(queue_size=5000, ack_timeout=60)  # nothing leaves the queue meanwhile
+    for _ in range(50):
+        client.emit("authn.login")
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("request") as span:
+        client.emit("authn.login")
+        ctx = span.get_span_context()
+    items = list(client._q.items)
+    EventEncoder(client._source).batch(items)
+    traces = [item.trace_id for item in items[:50]]
+    assert len(set(traces)) == 50 and all(len(t) == 32 and t != "0" * 32 for t in traces)
+    assert all(len(item.span_id) == 16 for item in items)
+    assert (items[50].trace_id, items[50].span_id) == (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}")
 
 
 def test_an_unusable_spool_dir_does_not_stop_the_app_events_wait_in_memory(tmp_path, caplog):

@@ -447,6 +447,20 @@ def test_an_event_over_the_broker_event_limit_is_rejected_alone(tmp_path, client
     assert client.stats()["rejected"] == 1 and client.stats()["acked"] == 2
 
 
+def test_an_event_that_cannot_be_encoded_is_refused_alone_and_the_batch_goes_on(tmp_path, clients, caplog):
+    broker = start_broker(tmp_path, handlers=[])
+    client = clients(broker.ingest, tmp_path / "spool")
+    before = [client.emit("authn.login") for _ in range(5)]
+    bad = client.emit("authn.login", resource="half a surrogate \ud800")  # a str, but not encodable as UTF-8
+    after = [client.emit("authn.login") for _ in range(5)]
+    assert client.flush(10)
+    assert stored_ids(broker) == before + after
+    stats = client.stats()
+    assert stats["rejected"] == 1 and stats["acked"] == 10
+    assert f"event {bad} cannot be encoded" in stats["last_error"]
+    assert any(bad in r.getMessage() for r in caplog.records)
+
+
 def test_many_threads_emitting_through_a_broker_crash_store_each_event_once(tmp_path, clients):
     broker = start_broker(tmp_path, handlers=[])
     client = clients(broker.ingest, tmp_path / "spool", ack_timeout=0.5)
