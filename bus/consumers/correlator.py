@@ -103,7 +103,11 @@ class CorrelatorRunner:
         last_expire = 0.0
         while True:
             try:
-                batch = self.log.read("events", self.position, self.batch_size)
+                # Only what the tail follower has made readable (the wakeup's head): past it,
+                # a read misses the shared cache and decodes from the log what the follower
+                # is about to decode anyway; once ahead, every later read would miss too.
+                ready = self.wakeup.head("events") - self.position
+                batch = self.log.read("events", self.position, min(self.batch_size, ready)) if ready > 0 else []
                 closed: list[dict] = []
                 for event in batch:
                     closed += self.correlator.add(event)
