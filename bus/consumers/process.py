@@ -9,14 +9,16 @@ the log, so they run here and read the log that ingest writes:
 * the ingest process (:mod:`secbus.consumers.supervisor`) starts this process, tells it
   every new events head after a commit, answers its requests for ingest
   figures (``/healthz``), and starts it again if it dies;
-* this process reads each new range of events from the log once into the
-  shared tail cache (:mod:`secbus.log.cache`), wakes the consumers, and
+* this process puts each new range of events once into the shared tail
+  cache (:mod:`secbus.log.cache`): as ingest handed them over, or read from
+  the log when they did not come that way; it wakes the consumers, and
   reports the cursors that retention and ``max_backlog`` must respect.
 
 Messages on the pipe (a ``multiprocessing`` Connection; both ends are this
 program, so pickled tuples are fine)::
 
   ingest -> consumers   ("go", addresses)       bind these feed/HTTP addresses and start
+                        ("rows", payload)       these events are committed (secbus.log.committed)
                         ("head", n)             events are committed up to offset n
                         ("stats", k, document)  the answer to request k
                         ("stop", seconds)       drain for up to that long, then exit
@@ -154,7 +156,9 @@ class ConsumerProcess:
                 log.error("consumers: the ingest process is gone; exiting (unprocessed events stay in the log)")
                 os._exit(3)
             kind = message[0]
-            if kind == "head":
+            if kind == "rows":
+                self.follower.offer(message[1])
+            elif kind == "head":
                 self.follower.advance(message[1])
             elif kind == "stats":
                 with self._answered:

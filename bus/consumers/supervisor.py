@@ -10,7 +10,10 @@ handlers and HTTP.  This module is the ingest side of the pipe between them:
   a cheap ``fork`` (a fresh interpreter would add a few hundred milliseconds
   to every broker start);
 * :meth:`ConsumerSupervisor.advance` is called by ingest after each commit
-  and never blocks it: a sender thread passes on the newest head only;
+  and never blocks it: a sender thread passes on the committed events
+  (:mod:`secbus.log.committed`, up to ``MAX_PENDING_EVENTS`` waiting; past
+  that, and while the consumer process restarts, only the newest head, and the
+  consumer process reads those events from the log);
 * the block cursors the consumer process reports are what retention and
   ``max_backlog`` respect (:attr:`ConsumerSupervisor.floors`); a stale report
   is only ever lower, so retention keeps more, never less;
@@ -29,6 +32,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from ..log import committed
 from . import process
 
 log = logging.getLogger("secbus.consumers")
@@ -37,6 +41,8 @@ log = logging.getLogger("secbus.consumers")
 START_TIMEOUT_S = 120.0
 #: Restart backoff after the consumer process died: first wait, cap.
 RESTART_BACKOFF_S = (0.5, 30.0)
+#: Committed events waiting for the sender thread; beyond this only heads are sent.
+MAX_PENDING_EVENTS = 50_000
 
 
 class ConsumerStartError(RuntimeError):
@@ -62,6 +68,8 @@ class ConsumerSupervisor:
         self._send_lock = threading.Lock()
         self._cond = threading.Condition()
         self._head = 0
+        self._pending: list[tuple] = []  # (records, seqs) of commits not yet sent
+        self._pending_events = 0
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -135,12 +143,18 @@ class ConsumerSupervisor:
                 self._process.join()
 
     # --- running -----------------------------------------------------------
-    def advance(self, head: int) -> None:
-        """Events are committed up to ``head`` (called by ingest; never blocks on the pipe)."""
+    def advance(self, head: int, records: list | None = None, seqs: list | None = None) -> None:
+        """Events are committed up to ``head`` (called by ingest; never blocks on the pipe).
+
+        ``records`` and ``seqs``: the commit's ``append_events`` arguments and result,
+        whose stored events go over the pipe with the head."""
         with self._cond:
+            if records is not None and self._pending_events < MAX_PENDING_EVENTS:
+                self._pending.append((records, seqs))
+                self._pending_events += len(records)
             if head > self._head:
                 self._head = head
-                self._cond.notify()
+            self._cond.notify()
 
     def _send(self, message: tuple) -> None:
         with self._send_lock:
@@ -150,16 +164,23 @@ class ConsumerSupervisor:
         sent = 0
         while True:
             with self._cond:
-                while self._head <= sent and not self._stopping.is_set():
+                while self._head <= sent and not self._pending and not self._stopping.is_set():
                     self._cond.wait()
                 if self._stopping.is_set():
                     return
-                head = self._head
+                head, commits = self._head, self._pending
+                self._pending, self._pending_events = [], 0
             try:
-                self._send(("head", head))
-                sent = head
+                for records, seqs in commits:
+                    payload = committed.pack(records, seqs)
+                    if payload is not None:
+                        self._send(("rows", payload))
+                        sent = max(sent, committed.last_seq(payload))
+                if head > sent:
+                    self._send(("head", head))
+                    sent = head
             except OSError:
-                self._stopped.wait(0.1)  # the child is being restarted; it reads the head itself
+                self._stopped.wait(0.1)  # the child is being restarted; it reads the log itself
 
     def _receive(self) -> None:
         try:

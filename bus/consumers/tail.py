@@ -1,25 +1,31 @@
-"""Follow the events the ingest process commits: read each new range once, then wake consumers.
+"""Follow the events the ingest process commits: put each new range in the cache once, then wake consumers.
 
-The ingest process sends the events head after every commit
-(:mod:`secbus.consumers.process`).  This thread reads the new range from the
-log once into the shared tail cache (:class:`secbus.log.cache.CachedLog`)
-and only then advances the consumers' :class:`~.wakeup.Wakeup`, so the
-correlator, the feed and every handler that keeps up read the same decoded
-events from memory instead of each decoding them again.  A consumer that lags
-further than the cache reads from the log itself, as before.
+The ingest process sends the events of each commit (:mod:`secbus.log.committed`)
+or, when it could not, only the new head (:mod:`secbus.consumers.process`).
+This thread puts each new range into the shared tail cache
+(:class:`secbus.log.cache.CachedLog`), decoded from what ingest sent or else
+read from the log, and only then advances the consumers'
+:class:`~.wakeup.Wakeup`, so the correlator, the feed and every handler that
+keeps up read the same decoded events from memory instead of each decoding
+them again.  A consumer that lags further than the cache reads from the log
+itself, as before.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Any
 
+from ..log import committed
 from ..log.cache import CachedLog
 from .wakeup import Wakeup
 
 #: Events read from the log per query.
 CHUNK = 2000
+#: Events received from ingest and not yet put in the cache; beyond this, they are read from the log.
+MAX_PENDING_EVENTS = 50_000
 
 
 class TailFollower:
@@ -30,6 +36,10 @@ class TailFollower:
         self.filled = wakeup.head("events")  # consumers may read up to here
         self.target = self.filled  # the newest head the ingest process reported
         self.errors = 0
+        self.from_ingest = 0  # events put in the cache as ingest sent them
+        self.from_log = 0  # events read from the log
+        self._pending: collections.deque = collections.deque()  # payloads from ingest, in seq order
+        self._pending_events = 0
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="tail", daemon=True)
@@ -44,6 +54,18 @@ class TailFollower:
             if head > self.target:
                 self.target = head
                 self._cond.notify_all()
+
+    def offer(self, payload: committed.Payload) -> None:
+        """The events of one commit, from ingest (they are committed up to their last seq)."""
+        last = committed.last_seq(payload)
+        self.wakeup.note_committed("events", last)
+        with self._cond:
+            if self._pending_events < MAX_PENDING_EVENTS:
+                self._pending.append(payload)
+                self._pending_events += len(payload[1])
+            if last > self.target:
+                self.target = last
+            self._cond.notify_all()
 
     def catch_up(self, deadline: float) -> bool:
         """Wait until everything reported is readable by consumers, or ``deadline`` (monotonic)."""
@@ -62,7 +84,8 @@ class TailFollower:
         self._thread.join(5.0)
 
     def health(self) -> dict[str, Any]:
-        return {"filled": self.filled, "reported": self.target, "errors": self.errors}
+        return {"filled": self.filled, "reported": self.target, "errors": self.errors,
+                "from_ingest": self.from_ingest, "from_log": self.from_log}
 
     def _run(self) -> None:
         while True:
@@ -72,12 +95,35 @@ class TailFollower:
                 if self._stop:
                     return
                 target = self.target
-            try:
-                upto = self.log.fill("events", self.filled, min(self.chunk, target - self.filled))
-            except Exception:
-                self.errors += 1  # consumers still read the range from the log themselves
-                upto = target
+                pending = self._pending
+                while pending and committed.last_seq(pending[0]) <= self.filled:  # read from the log already
+                    self._pending_events -= len(pending.popleft()[1])
+                payload = pending[0] if pending else None
+            if payload is not None and payload[0] <= self.filled + 1:
+                upto = self._put(payload)
+            else:  # not sent (or dropped): read from the log up to the next payload
+                end = payload[0] - 1 if payload is not None else target
+                upto = self._fill(min(self.chunk, end - self.filled))
             with self._cond:
-                self.filled = max(upto, self.filled + min(self.chunk, target - self.filled))
+                self.filled = max(self.filled, upto)
                 self._cond.notify_all()
             self.wakeup.advance("events", self.filled)
+
+    def _put(self, payload: committed.Payload) -> int:
+        last = committed.last_seq(payload)
+        try:
+            records, sizes = committed.unpack(payload, self.filled)
+            self.log.put("events", records, sizes)
+            self.from_ingest += len(records)
+        except Exception:
+            self.errors += 1  # consumers read the range from the log themselves
+        return last
+
+    def _fill(self, count: int) -> int:
+        try:
+            upto = self.log.fill("events", self.filled, count)
+            self.from_log += upto - self.filled
+            return max(upto, self.filled + count)
+        except Exception:
+            self.errors += 1  # consumers read the range from the log themselves
+            return self.filled + count

@@ -47,7 +47,7 @@ class Ingest:
         limits: Limits,
         config: dict,
         backlog: Callable[[], int],
-        on_commit: Callable[[int], None],
+        on_commit: Callable[[int, list[StampedEvent], list], None],
         maintenance: Callable[[], None] | None = None,
         security=None,
     ):
@@ -192,4 +192,4 @@ class Ingest:
             except zmq.Again:
                 self.counts["replies_dropped"] += 1  # the peer is not reading; it will re-send
         if accepted:
-            self.on_commit(self.log.head("events"))
+            self.on_commit(self.log.head("events"), records, seqs)

@@ -135,6 +135,12 @@ class CachedLog(EventLog):
             self._tails[stream].add(records, sizes)
         return records[-1]["seq"] if records else after
 
+    def put(self, stream: str, records: list[dict], sizes: list[int]) -> None:
+        """Add records the caller already has (events ingest handed over, see
+        :mod:`secbus.log.committed`) to the tail, as :meth:`fill` would."""
+        with self._lock:
+            self._tails[stream].add(records, sizes)
+
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
         with self._lock:
             tail = self._tails.get(stream)

@@ -30,6 +30,14 @@ Why these choices (numbers from ARCHITECTURE.md "Measured facts"):
   on ``events.db`` only for a log opened with ``background_checkpoint``.
 * Each event is stored as its msgpack ``body`` plus the columns
   queries need; readers rebuild the dict and add the stamped fields.
+* Ranges of events are read as *one* aggregate row (the bodies back to back
+  and a JSON array of the other columns), not a row per event: ``sqlite3``
+  lets the interpreter lock go around every row it steps, and with other
+  threads busy (the consumer process's handlers) taking it back costs a thread
+  switch each time: reading 2,000 events took ~110 us of wall time and ~18 us
+  of CPU per event with two busy threads, 14 and 10 us this way (7 vs 6 us
+  with no other thread).  Without SQLite's JSON functions, rows are read one
+  by one as before.
 
 Connections are per thread (sqlite3 objects must not be shared between
 threads that use them at once); :meth:`SqliteLog.close` closes them all.
@@ -38,6 +46,8 @@ threads that use them at once); :meth:`SqliteLog.close` closes them all.
 from __future__ import annotations
 
 import functools
+import logging
+import operator
 import os
 import sqlite3
 import threading
@@ -48,6 +58,8 @@ from typing import Any, Sequence
 import msgspec
 
 from .base import STAMP_BYTES, STREAMS, EventLog, StampedEvent, merge_trace_events
+
+log = logging.getLogger("secbus.log")
 
 EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -108,6 +120,13 @@ class LogMissing(FileNotFoundError):
 #: stores, about twice as fast both ways (every consumer read decodes).
 _decode = msgspec.msgpack.Decoder().decode
 _encode = msgspec.msgpack.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
+
+_EVENT_ROWS = "SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+# One row for a whole range (see the module docstring); both aggregates see the rows in the same order.
+_EVENT_RANGE = ("SELECT CAST(group_concat(body, '') AS BLOB), "
+                "json_group_array(json_array(seq, received_ns, publisher, tenant, length(body))) "
+                f"FROM ({_EVENT_ROWS})")
 
 
 def _event_of(row: tuple) -> dict:
@@ -138,6 +157,7 @@ class SqliteLog(EventLog):
             raise LogMissing(f"no event log in {self.data_dir} (expected {self.events_path})")
         self._sync = "FULL" if durability == "fsync" else "NORMAL"
         self._background_checkpoint = background_checkpoint
+        self._range_reads = True  # see _read_events
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -265,14 +285,10 @@ class SqliteLog(EventLog):
 
     # --- reading -----------------------------------------------------------
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
-        ev, st = self._conns()
         if stream == "events":
-            rows = ev.execute(
-                "SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, limit),
-            ).fetchall()
-            return [_event_of(r) for r in rows]
+            return self._read_events(after, limit)[0]
         if stream in ("traces", "alerts"):
+            _, st = self._conns()
             rows = st.execute(f"SELECT seq, body FROM {stream} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
             return [_record_of(r) for r in rows]
         raise ValueError(f"stream: expected one of {', '.join(STREAMS)}, got {stream!r}")
@@ -280,11 +296,31 @@ class SqliteLog(EventLog):
     def read_sized(self, stream: str, after: int, limit: int) -> tuple[list[dict], list[int]]:
         if stream != "events":
             return super().read_sized(stream, after, limit)
+        return self._read_events(after, limit)
+
+    def _read_events(self, after: int, limit: int) -> tuple[list[dict], list[int]]:
+        """Events after ``after`` (at most ``limit``) and their encoded sizes."""
         ev, _ = self._conns()
-        rows = ev.execute(
-            "SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
-        ).fetchall()
+        if self._range_reads:
+            try:
+                (bodies, columns), = ev.execute(_EVENT_RANGE, (after, limit)).fetchall()
+            except sqlite3.OperationalError as exc:  # an SQLite built without JSON functions
+                self._range_reads = False
+                log.info("event log: reading row by row (%s)", exc)
+            else:
+                rows = _decode_json(columns)
+                seqs = [row[0] for row in rows]
+                if all(map(operator.lt, seqs, seqs[1:])) and len(bodies or b"") == sum(row[4] for row in rows):
+                    events = _decode(b"\xdd" + len(rows).to_bytes(4, "big") + bodies) if rows else []
+                    sizes = []
+                    for event, (seq, received_ns, publisher, tenant, length) in zip(events, rows):
+                        event["seq"] = seq
+                        event["received_ns"] = received_ns
+                        event["publisher"] = publisher
+                        event["tenant"] = tenant
+                        sizes.append(length + STAMP_BYTES)
+                    return events, sizes
+        rows = ev.execute(_EVENT_ROWS, (after, limit)).fetchall()
         return [_event_of(r) for r in rows], [len(r[4]) + STAMP_BYTES for r in rows]
 
     def head(self, stream: str) -> int:

@@ -121,3 +121,42 @@ def test_retention_by_size_deletes_oldest_first_down_to_the_floor(log):
         pass
     assert log.first("events") == 16 and log.head("events") == 20
     assert [e["seq"] for e in log.read("events", 0, 100)] == [16, 17, 18, 19, 20]
+
+
+def test_a_range_read_as_one_aggregate_row_equals_the_row_by_row_read(tmp_path):
+    """SqliteLog reads a range of events as one row (bodies back to back, columns as JSON); it
+    must return exactly what reading row by row does, whatever the bodies hold."""
+    log = SqliteLog(tmp_path)
+    try:
+        events = []
+        for i in range(300):
+            event = make_event()
+            event["attrs"] = {"n": i, "zero": 0, "big": 2**63 - 1, "text": "ü\u2028\x00'\"," * (i % 4), "flag": i % 2 == 0}
+            events.append(event)
+        for i in range(0, 300, 50):
+            log.append_events([stamped(e, tenant=f"tenant-{i % 3}, \"quoted\" é", received_ns=i + 1) for e in events[i:i + 50]])
+        aggregate = [log.read_sized("events", after, 64) for after in (0, 17, 250, 299, 300)]
+        log._range_reads = False
+        by_row = [log.read_sized("events", after, 64) for after in (0, 17, 250, 299, 300)]
+        assert aggregate == by_row
+        assert [len(records) for records, _ in aggregate] == [64, 64, 50, 1, 0]
+    finally:
+        log.close()
+
+
+def test_committed_payload_unpacks_to_what_the_log_returns(tmp_path):
+    """What ingest hands the consumer process (secbus.log.committed) is what reading the log gives."""
+    from secbus.log import committed
+
+    log = SqliteLog(tmp_path)
+    try:
+        log.append_events([stamped(make_event()) for _ in range(3)])
+        records = [stamped(make_event(), tenant=f"t{i % 2}") for i in range(10)]
+        records.insert(4, records[2])  # a duplicate in the same commit: not stored, not sent
+        seqs = log.append_events(records)
+        payload = committed.pack(records, seqs)
+        assert committed.last_seq(payload) == 13
+        assert committed.unpack(payload, 3) == log.read_sized("events", 3, 100)
+        assert committed.unpack(payload, 8) == log.read_sized("events", 8, 100)  # an overlap is skipped
+    finally:
+        log.close()

@@ -60,6 +60,20 @@ def test_killed_consumer_process_is_restarted_and_every_event_reaches_the_handle
     assert len(all_seqs) == len(before + during + after) == 25
     wait_until(lambda: set(recording.delivered_seqs()) == all_seqs, timeout=20, message="every event delivered after the restart")
     assert "the consumer process died" in b.log_text()
+    # what was committed while it was down came from the log; what came after, from ingest
+    tail = b.healthz()["consumers"]["tail"]
+    assert tail["filled"] == 25 and tail["from_ingest"] == 5 and tail["errors"] == 0
+
+
+def test_committed_events_reach_the_consumers_from_ingest_not_read_back_from_the_log(broker_factory):
+    b = broker_factory(handlers=["metrics"])
+    with b.client() as c:
+        for seq in range(1, 4):
+            assert c.publish(make_events(100), seq=seq)["accepted"] == 100
+    wait_until(lambda: b.healthz()["consumers"]["tail"]["filled"] == 300, message="all 300 events in the consumers' cache")
+    tail = b.healthz()["consumers"]["tail"]
+    assert tail["from_ingest"] == 300 and tail["from_log"] == 0 and tail["errors"] == 0
+    wait_until(lambda: b.healthz()["handlers"]["metrics"]["cursor"]["events"] == 300, message="metrics saw every event")
 
 
 def test_killing_the_broker_ends_its_consumer_process_and_a_restart_works(broker_factory):
