@@ -42,7 +42,7 @@ START_TIMEOUT_S = 120.0
 #: Restart backoff after the consumer process died: first wait, cap.
 RESTART_BACKOFF_S = (0.5, 30.0)
 #: Committed events waiting for the sender thread; beyond this only heads are sent.
-MAX_PENDING_EVENTS = 20_000
+MAX_PENDING_EVENTS = 5_000
 
 
 class ConsumerStartError(RuntimeError):

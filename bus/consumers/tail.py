@@ -25,7 +25,7 @@ from .wakeup import Wakeup
 #: Events read from the log per query.
 CHUNK = 2000
 #: Events received from ingest and not yet put in the cache; beyond this, they are read from the log.
-MAX_PENDING_EVENTS = 20_000
+MAX_PENDING_EVENTS = 5_000
 
 
 class TailFollower:
