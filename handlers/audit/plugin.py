@@ -3,7 +3,8 @@
 Settings (``[handlers.audit]``; docs/audit.md has the full reference):
 ``dir``, ``max_file_mb``, ``rotate_interval``, ``fsync``, ``fsync_interval``,
 ``checkpoint_every``, ``checkpoint_interval``, ``signing_key``,
-``redact_keys``, ``hash_fields``.
+``redact_keys``, ``hash_fields``, ``worker`` (the writer in a process of its
+own, default true: :mod:`.worker`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from secbus import hookimpl
 from .._settings import Settings
 from .redact import DEFAULT_HASH_FIELDS, DEFAULT_SECRET_WORDS, Redactor
 from .signing import Signer
+from .worker import WriterProcess
 from .writer import MiB, AuditWriter
 
 
@@ -32,6 +34,7 @@ def writer_from_settings(name: str, values: dict, data_dir) -> AuditWriter:
         checkpoint_every=s.integer("checkpoint_every", 1000, minimum=1),
         checkpoint_interval=s.number("checkpoint_interval", 60),
     )
+    s.boolean("worker", True)  # read by AuditHandler.startup
     s.reject_unknown()
     return writer
 
@@ -40,14 +43,21 @@ class AuditHandler:
     """One audit log; the broker calls these hooks from the handler's runner."""
 
     def __init__(self) -> None:
-        self.writer: AuditWriter | None = None
+        self.writer: AuditWriter | WriterProcess | None = None
 
     @hookimpl
     def startup(self, app) -> None:
-        self.writer = writer_from_settings(app.name, app.settings, app.data_dir)
-        self.writer.open()
-        app.logger.info("audit: writing %s (record %d, last seq %d)", self.writer.directory,
-                        self.writer.n, self.writer.last_seq)
+        writer = writer_from_settings(app.name, app.settings, app.data_dir)  # settings errors surface here
+        if Settings(app.name, app.settings).boolean("worker", True):
+            process = WriterProcess(app.name, app.settings, app.data_dir)
+            opened = process.start()
+            self.writer = process
+            where = f"{opened['directory']} (record {opened['n']}, last seq {opened['last_seq']}; writer process)"
+        else:
+            writer.open()
+            self.writer = writer
+            where = f"{writer.directory} (record {writer.n}, last seq {writer.last_seq})"
+        app.logger.info("audit: writing %s", where)
 
     @hookimpl
     def on_events(self, events: list[dict]) -> None:

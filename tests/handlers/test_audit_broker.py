@@ -209,3 +209,62 @@ def test_events_with_floats_non_ascii_and_control_characters_are_stored_as_docum
     stored = [r["event"]["attrs"] for r in audit_records(broker) if r["kind"] == "event"]
     assert stored == tricky
     assert verify(audit_dir(broker)).returncode == 0
+
+
+def _writer_processes(pid: int) -> list[int]:
+    """Children of ``pid`` started by multiprocessing's spawn (not its resource tracker)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    out.append(child)
+            except OSError:
+                pass
+    return out
+
+
+def test_the_writer_runs_in_its_own_process_and_a_killed_one_loses_nothing(tmp_path):
+    """worker = true (the default): the chain is written by a child of the consumer process; if it
+    dies, the runner retries the batch and a new writer process resumes the chain, skipping what
+    was written, so every event is audited exactly once and the chain verifies."""
+    import os
+    import signal
+
+    broker = start_broker(tmp_path, handlers=["audit"])
+    try:
+        publish(broker, [make_event("authz.check") for _ in range(30)])
+        wait_until(lambda: len(audited_seqs(broker)) == 30, 20, message="30 audited events")
+        consumers = broker.healthz()["consumers"]["pid"]
+        [writer] = _writer_processes(consumers)
+        os.kill(writer, signal.SIGKILL)
+        publish(broker, [make_event("authz.check") for _ in range(20)])
+        stored = [e["seq"] for e in broker.events()]
+        wait_until(lambda: audited_seqs(broker) == stored, 30, message="audit matches the log after the writer died")
+        assert writer not in _writer_processes(consumers)
+        assert "audit writer process ended" in broker.log_text()
+    finally:
+        broker.stop()
+    assert len(stored) == 50
+    assert verify(audit_dir(broker)).returncode == 0
+
+
+def test_worker_false_writes_in_the_consumer_process_and_a_bad_value_is_refused(tmp_path):
+    broker = start_broker(tmp_path / "a", config={"handlers": {"audit": {"worker": False}}}, handlers=["audit"])
+    try:
+        publish(broker, [make_event("authz.check") for _ in range(10)])
+        wait_until(lambda: len(audited_seqs(broker)) == 10, 20, message="10 audited events")
+        assert _writer_processes(broker.healthz()["consumers"]["pid"]) == []
+    finally:
+        broker.stop()
+    assert verify(audit_dir(broker)).returncode == 0
+    bad = start_broker(tmp_path / "b", config={"handlers": {"audit": {"worker": "yes"}}}, handlers=["audit", "metrics"])
+    try:
+        message = "[handlers.audit] worker: expected true or false, got 'yes'"
+        wait_until(lambda: message in bad.log_text(), 10, message="the settings error in the broker log")
+    finally:
+        bad.stop()
