@@ -41,15 +41,16 @@ def _one_status_mb(pid: int) -> dict[str, float]:
 
 
 def broker_pids(pid: int) -> list[int]:
-    """The broker and its child processes (the consumer process)."""
-    children: list[int] = []
-    for task in _listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
-                children += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return [pid, *children]
+    """The broker and every process under it (the consumer process, the audit writer process)."""
+    found = [pid]
+    for parent in found:  # grows while it is walked: breadth first over the tree
+        for task in _listdir(f"/proc/{parent}/task"):
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", encoding="ascii") as f:
+                    found += [int(c) for c in f.read().split() if int(c) not in found]
+            except OSError:
+                pass
+    return found
 
 
 def _listdir(path: str) -> list[str]:
