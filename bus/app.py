@@ -38,7 +38,7 @@ from . import __version__
 from .auth.security import Security
 from .config import data_dir_of, limits_of
 from .consumers.supervisor import ConsumerSupervisor
-from .ingest import Ingest
+from .ingest.router import Ingest
 from .log import open_log
 
 log = logging.getLogger("secbus")

@@ -13,7 +13,6 @@ from secbus import hookimpl
 
 from .._settings import Settings
 from .redact import DEFAULT_HASH_FIELDS, DEFAULT_SECRET_WORDS, Redactor
-from .signing import Signer
 from .worker import WriterProcess
 from .writer import MiB, AuditWriter
 
@@ -22,6 +21,8 @@ def writer_from_settings(name: str, values: dict, data_dir) -> AuditWriter:
     s = Settings(name, values)
     directory = s.path("dir", "audit", base=data_dir)
     signing_key = s.path("signing_key", None, base=data_dir)
+    if signing_key:
+        from .signing import Signer  # cryptography only when checkpoints are signed (~7 MB per process)
     writer = AuditWriter(
         directory,
         redactor=Redactor(s.strings("redact_keys", list(DEFAULT_SECRET_WORDS)),

@@ -40,11 +40,13 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from . import chain
 from .redact import Redactor
-from .signing import Signer
+
+if TYPE_CHECKING:  # cryptography is imported only when checkpoints are signed
+    from .signing import Signer
 
 HEAD_NAME = "audit.head"
 FILE_RE = re.compile(r"audit-(\d{6,})\.jsonl")

@@ -212,7 +212,7 @@ def test_events_with_floats_non_ascii_and_control_characters_are_stored_as_docum
 
 
 def _writer_processes(pid: int) -> list[int]:
-    """Children of ``pid`` started by multiprocessing's spawn (not its resource tracker)."""
+    """Children of ``pid`` running the audit writer."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -221,7 +221,7 @@ def _writer_processes(pid: int) -> list[int]:
             continue
         for child in children:
             try:
-                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                if b"secbus.handlers.audit.worker" in Path(f"/proc/{child}/cmdline").read_bytes():
                     out.append(child)
             except OSError:
                 pass
