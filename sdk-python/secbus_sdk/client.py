@@ -56,6 +56,7 @@ _MAX_ATTRS = wire.DEFAULT_LIMITS.max_attrs
 _CACHE_MAX = 4096
 _time_ns = time.time_ns
 _isfinite = math.isfinite
+_NO_TRACE = (None, None)
 
 # Objects a forked child must not close for its parent; kept alive so their
 # finalizers never run in the child.
@@ -250,13 +251,10 @@ class Client:
             ids = current_span_ids()
         ts = _time_ns()
         eid = fast_event_id(ts)
-        if ids is None:
-            item = _WireEvent(id=eid, outcome=outcome, source=self._wire_source, ts=ts, type=type, v=1, actor=actor,
-                              attrs=attrs, duration_us=duration_us, reason=reason, resource=resource, severity=severity)
-        else:
-            item = _WireEvent(id=eid, outcome=outcome, source=self._wire_source, ts=ts, type=type, v=1, actor=actor,
-                              attrs=attrs, duration_us=duration_us, reason=reason, resource=resource, severity=severity,
-                              trace_id=ids[0], span_id=ids[1])
+        trace_id, span_id = ids if ids is not None else _NO_TRACE  # no context: the sender draws a new trace
+        item = _WireEvent(id=eid, outcome=outcome, source=self._wire_source, ts=ts, type=type, v=1, actor=actor,
+                          attrs=attrs, duration_us=duration_us, reason=reason, resource=resource, severity=severity,
+                          trace_id=trace_id, span_id=span_id)
         q = self._q
         items = q.items
         if len(items) >= q.capacity:
