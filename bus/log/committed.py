@@ -5,7 +5,7 @@ SQLite.  Python's ``sqlite3`` lets the interpreter lock go around each row it
 steps, and in the consumer process (correlator, feed and handler threads all
 busy) getting it back costs a thread switch per row: reading 2,000 events took
 ~20 us of CPU and ~130 us of wall time per event, against 4-7 us with no other
-busy thread (benchmarks/FINDINGS.md section 2).  Ingest still holds the bytes it
+busy thread (benchmarks/FINDINGS.md section 6).  Ingest still holds the bytes it
 has just committed, so it sends them over the pipe once per commit, and one
 msgspec call decodes them all.  A range that did not come this way (dropped
 while the consumer process was slow or restarting) is read from the log.
