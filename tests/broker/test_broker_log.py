@@ -160,3 +160,19 @@ def test_committed_payload_unpacks_to_what_the_log_returns(tmp_path):
         assert committed.unpack(payload, 8) == log.read_sized("events", 8, 100)  # an overlap is skipped
     finally:
         log.close()
+
+
+def test_without_sqlite_json_functions_ranges_are_read_row_by_row(tmp_path, monkeypatch, caplog):
+    import secbus.log.sqlite as sqlite_log
+
+    log = SqliteLog(tmp_path)
+    try:
+        log.append_events([stamped(make_event()) for _ in range(5)])
+        expected = log.read_sized("events", 0, 10)
+        monkeypatch.setattr(sqlite_log, "_EVENT_RANGE", "SELECT no_such_json_function(?, ?)")
+        with caplog.at_level("INFO", logger="secbus.log"):
+            assert log.read_sized("events", 0, 10) == expected
+        assert log._range_reads is False
+        assert "reading row by row" in caplog.text
+    finally:
+        log.close()
