@@ -85,3 +85,25 @@ def test_killing_the_broker_ends_its_consumer_process_and_a_restart_works(broker
     wait_until(lambda: not alive(child), message="the consumer process exited with its broker")
     b.start().wait_ready()
     assert len(b.events()) == 5
+
+
+def test_events_committed_while_the_consumer_process_is_stalled_come_from_the_log_beyond_the_bound(broker_factory):
+    """Ingest never waits for the consumer process: while it is frozen (SIGSTOP) at most a bounded
+    number of committed events queue for the pipe; the rest are read from the log afterwards, and
+    every event reaches the consumers once."""
+    from secbus.consumers import supervisor, tail
+
+    b = broker_factory(handlers=["metrics"])
+    child = b.healthz()["consumers"]["pid"]
+    total = 4 * max(supervisor.MAX_PENDING_EVENTS, tail.MAX_PENDING_EVENTS)
+    os.kill(child, signal.SIGSTOP)
+    try:
+        with b.client() as c:
+            for seq in range(1, total // 500 + 1):
+                assert c.publish(make_events(500), seq=seq)["accepted"] == 500  # ACKed while consumers are frozen
+    finally:
+        os.kill(child, signal.SIGCONT)
+    wait_until(lambda: b.healthz()["handlers"]["metrics"]["cursor"]["events"] == total, timeout=30,
+               message="metrics saw every event")
+    t = b.healthz()["consumers"]["tail"]
+    assert t["filled"] == total and t["from_log"] > 0 and t["from_ingest"] + t["from_log"] == total and t["errors"] == 0
