@@ -28,6 +28,8 @@ import time
 import weakref
 from typing import Any, Callable, Mapping
 
+import msgspec
+
 from . import __version__, event as _event, wire
 from .arguments import actor_copy as _actor, check as _check, invalid as _invalid
 from .arguments import non_negative as _non_negative, positive as _positive, positive_int as _positive_int
@@ -320,29 +322,14 @@ class Client:
         log.debug("secbus: invalid traceparent %s ignored; the event starts a new trace", wire.show(value))
 
     def _build_event(self, ev: _WireEvent) -> dict:
-        """The event map in canonical key order (for the fallback sink)."""
+        """The event map in canonical key order (for the fallback sink): the Struct's fields,
+        declared in that order, without the unset ones."""
         fill_trace_ids((ev,))
-        out: dict = {}
-        if ev.actor is not None:
-            out["actor"] = _canonical_flat(ev.actor)
-        if ev.attrs is not None:
-            out["attrs"] = _canonical_flat(ev.attrs)
-        if ev.duration_us is not None:
-            out["duration_us"] = ev.duration_us
-        out["id"] = ev.id
-        out["outcome"] = ev.outcome
-        if ev.reason is not None:
-            out["reason"] = ev.reason
-        if ev.resource is not None:
-            out["resource"] = ev.resource
-        if ev.severity is not None:
-            out["severity"] = ev.severity
-        out["source"] = self._source
-        out["span_id"] = ev.span_id
-        out["trace_id"] = ev.trace_id
-        out["ts"] = ev.ts
-        out["type"] = ev.type
-        out["v"] = 1
+        out = {name: value for name, value in msgspec.structs.asdict(ev).items() if value is not None}
+        out["source"] = self._source  # the dict, not the packed bytes the wire carries
+        for name in ("actor", "attrs"):
+            if name in out:
+                out[name] = _canonical_flat(out[name])
         return out
 
     # ------------------------------------------------------------------ verify
