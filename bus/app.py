@@ -34,7 +34,7 @@ from typing import Any
 
 import zmq
 
-from . import __version__
+from . import __version__, gcpolicy
 from .auth.security import Security
 from .config import data_dir_of, limits_of
 from .consumers.supervisor import ConsumerSupervisor
@@ -237,6 +237,7 @@ def serve(config: dict[str, Any], out=sys.stdout) -> int:
     for line in broker.security_notes:
         print(f"secbus: {line}", file=out, flush=True)
     broker.start()
+    gcpolicy.tune()
     for name in ("ingest", "feed", "http"):
         if broker.addresses.get(name):
             print(f"secbus: {name} listening on {broker.addresses[name]}", file=out, flush=True)

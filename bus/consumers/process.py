@@ -49,6 +49,7 @@ from typing import Any
 
 import zmq
 
+from .. import gcpolicy
 from ..auth.security import Security
 from ..config import RUNNER_KEYS, data_dir_of, handler_settings
 from ..log import open_log
@@ -283,4 +284,5 @@ def main(config: dict[str, Any], conn: Connection, inherited: Connection | None 
         conn.send(("failed", "error", f"{type(exc).__name__}: {exc}"))
         return
     process.send("ready", process.addresses, process.floors())
+    gcpolicy.tune()
     process.serve()

@@ -35,6 +35,8 @@ from typing import Any
 
 import msgspec
 
+from secbus import gcpolicy
+
 log = logging.getLogger("secbus.handlers.audit")
 
 
@@ -134,6 +136,7 @@ def serve(reader: Connection, writer_conn: Connection) -> None:
         writer_conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     writer_conn.send(("ok", {"directory": str(writer.directory), "n": writer.n, "last_seq": writer.last_seq}))
+    gcpolicy.tune()
     decode = msgspec.msgpack.Decoder().decode
     while True:
         try:
