@@ -176,3 +176,31 @@ def test_without_sqlite_json_functions_ranges_are_read_row_by_row(tmp_path, monk
         assert "reading row by row" in caplog.text
     finally:
         log.close()
+
+
+def test_a_new_log_has_16k_pages_and_a_log_with_4k_pages_keeps_working(tmp_path):
+    import sqlite3
+
+    from secbus.log.sqlite import EVENTS_PAGE_SIZE
+
+    def page_size(path):
+        with sqlite3.connect(path) as conn:
+            return conn.execute("PRAGMA page_size").fetchone()[0]
+
+    (tmp_path / "new").mkdir()
+    fresh = SqliteLog(tmp_path / "new")
+    fresh.append_events([stamped(make_event())])
+    fresh.close()
+    assert page_size(tmp_path / "new" / "events.db") == EVENTS_PAGE_SIZE == 16384
+    assert page_size(tmp_path / "new" / "state.db") == 4096  # low volume: SQLite's default
+
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / "events.db") as conn:  # a log created before the change
+        conn.execute("PRAGMA journal_mode=WAL")
+    reopened = SqliteLog(old)
+    events = [make_event() for _ in range(300)]
+    assert reopened.append_events([stamped(e) for e in events]) == list(range(1, 301))
+    assert [e["id"] for e in reopened.read("events", 0, 1000)] == [e["id"] for e in events]
+    reopened.close()
+    assert page_size(old / "events.db") == 4096
