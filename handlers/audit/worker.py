@@ -44,6 +44,23 @@ class WorkerError(RuntimeError):
     """The audit writer process failed a request or died."""
 
 
+PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size; a batch of 1000 events is ~0.5 MB
+
+
+def _widen(fd: int) -> None:
+    """Give the request pipe room for a whole batch (Linux; elsewhere it stays as it is).
+
+    Why: through the default 64 KiB pipe a batch went in a dozen blocking writes, and each
+    one let the consumer process's interpreter lock go; getting it back behind that busy
+    process's other threads is what kept the writer waiting between batches (FINDINGS.md 7)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError) as exc:  # not Linux, or over pipe-max-size
+        log.debug("audit writer pipe stays at its default size: %s", exc)
+
+
 class WriterProcess:
     """A child process that owns one :class:`~.writer.AuditWriter`."""
 
@@ -63,6 +80,7 @@ class WriterProcess:
         so a fork could inherit a lock another thread held) and wait until the chain is open."""
         ours_read, theirs_write = os.pipe()
         theirs_read, ours_write = os.pipe()
+        _widen(theirs_read)  # one pipe object per direction: widening one end widens both
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(theirs_read), str(theirs_write)],
