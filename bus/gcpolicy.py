@@ -5,10 +5,11 @@ every so often, walks *every* tracked object.  The consumer process keeps tens
 of thousands of live containers (the tail cache's decoded events with their
 ``actor``/``attrs``/``source`` dicts, open traces, recently closed trace keys)
 and allocates a few dozen per event, so at 30k events/s the collector walked
-that heap again and again: about a fifth of the process's CPU (perf: 
-``gc_collect_main``/``visit_decref``/``visit_reachable``; benchmarks/FINDINGS.md
-section 7).  Almost nothing the broker allocates is cyclic; events, rows and
-replies are freed by reference counting the moment a batch is done.
+that heap again and again: a quarter to a third of the process's CPU (perf:
+``gc_collect_main``/``visit_decref``/``visit_reachable``; 31 -> 22 us of CPU per
+event at 30k events/s with these settings; benchmarks/FINDINGS.md section 7).
+Almost nothing the broker allocates is cyclic; events, rows and replies are
+freed by reference counting the moment a batch is done.
 
 What :func:`tune` does, once startup is over:
 

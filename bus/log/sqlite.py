@@ -36,7 +36,8 @@ Why these choices (numbers from ARCHITECTURE.md "Measured facts"):
   few hundred events was a few hundred such writes, a quarter of the ingest
   thread's time in the kernel.  Durable ingest, 2 publishers x batches of
   100, A/B alternated 4 times: 124.5k -> 131k events/s (64 KiB pages: the
-  same, with more rewritten per commit).  A log created with other pages
+  same, with more rewritten per commit); a second A/B, 3 times: 112k -> 115k,
+  within the noise.  Never measured worse.  A log created with other pages
   keeps them (SQLite cannot change it in WAL mode).
 * Ranges of events are read as *one* aggregate row (the bodies back to back
   and a JSON array of the other columns), not a row per event: ``sqlite3``
