@@ -11,7 +11,7 @@ handlers and HTTP.  This module is the ingest side of the pipe between them:
   to every broker start);
 * :meth:`ConsumerSupervisor.advance` is called by ingest after each commit
   and never blocks it: a sender thread passes on the committed events
-  (:mod:`secbus.log.committed`, up to ``MAX_PENDING_EVENTS`` waiting; past
+  (:mod:`secbus.log.committed`, up to ``MAX_PENDING_BYTES`` waiting; past
   that, and while the consumer process restarts, only the newest head, and the
   consumer process reads those events from the log);
 * the block cursors the consumer process reports are what retention and
@@ -41,8 +41,10 @@ log = logging.getLogger("secbus.consumers")
 START_TIMEOUT_S = 120.0
 #: Restart backoff after the consumer process died: first wait, cap.
 RESTART_BACKOFF_S = (0.5, 30.0)
-#: Committed events waiting for the sender thread; beyond this only heads are sent.
-MAX_PENDING_EVENTS = 5_000
+#: Stored bytes of committed events waiting for the sender thread; beyond this only heads are
+#: sent.  About 5,000 typical events; counted in bytes so that large events cannot make it
+#: hundreds of MB (a larger bound cost ~17 MB of RSS with a 1M backlog: FINDINGS.md 6).
+MAX_PENDING_BYTES = 2 * 1024 * 1024
 
 
 class ConsumerStartError(RuntimeError):
@@ -69,7 +71,7 @@ class ConsumerSupervisor:
         self._cond = threading.Condition()
         self._head = 0
         self._pending: list[tuple] = []  # (records, seqs) of commits not yet sent
-        self._pending_events = 0
+        self._pending_bytes = 0
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -149,9 +151,9 @@ class ConsumerSupervisor:
         ``records`` and ``seqs``: the commit's ``append_events`` arguments and result,
         whose stored events go over the pipe with the head."""
         with self._cond:
-            if records is not None and self._pending_events < MAX_PENDING_EVENTS:
+            if records is not None and self._pending_bytes < MAX_PENDING_BYTES:
                 self._pending.append((records, seqs))
-                self._pending_events += len(records)
+                self._pending_bytes += sum(len(record.body) for record in records)
             if head > self._head:
                 self._head = head
             self._cond.notify()
@@ -169,7 +171,7 @@ class ConsumerSupervisor:
                 if self._stopping.is_set():
                     return
                 head, commits = self._head, self._pending
-                self._pending, self._pending_events = [], 0
+                self._pending, self._pending_bytes = [], 0
             try:
                 for records, seqs in commits:
                     payload = committed.pack(records, seqs)

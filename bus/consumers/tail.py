@@ -24,8 +24,9 @@ from .wakeup import Wakeup
 
 #: Events read from the log per query.
 CHUNK = 2000
-#: Events received from ingest and not yet put in the cache; beyond this, they are read from the log.
-MAX_PENDING_EVENTS = 5_000
+#: Bytes of events received from ingest and not yet put in the cache; beyond this, they are
+#: read from the log (see secbus.consumers.supervisor.MAX_PENDING_BYTES).
+MAX_PENDING_BYTES = 2 * 1024 * 1024
 
 
 class TailFollower:
@@ -39,7 +40,7 @@ class TailFollower:
         self.from_ingest = 0  # events put in the cache as ingest sent them
         self.from_log = 0  # events read from the log
         self._pending: collections.deque = collections.deque()  # payloads from ingest, in seq order
-        self._pending_events = 0
+        self._pending_bytes = 0
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="tail", daemon=True)
@@ -60,9 +61,9 @@ class TailFollower:
         last = committed.last_seq(payload)
         self.wakeup.note_committed("events", last)
         with self._cond:
-            if self._pending_events < MAX_PENDING_EVENTS:
+            if self._pending_bytes < MAX_PENDING_BYTES:
                 self._pending.append(payload)
-                self._pending_events += len(payload[1])
+                self._pending_bytes += committed.size(payload)
             if last > self.target:
                 self.target = last
             self._cond.notify_all()
@@ -97,7 +98,7 @@ class TailFollower:
                 target = self.target
                 pending = self._pending
                 while pending and committed.last_seq(pending[0]) <= self.filled:  # read from the log already
-                    self._pending_events -= len(pending.popleft()[1])
+                    self._pending_bytes -= committed.size(pending.popleft())
                 payload = pending[0] if pending else None
             if payload is not None and payload[0] <= self.filled + 1:
                 upto = self._put(payload)

@@ -23,6 +23,11 @@ Why these choices (numbers from ARCHITECTURE.md "Measured facts"):
   ``trace_id``: a random-key index on the ingest path costs a factor of three.
   Trace lookups go through the ``traces`` table (indexed, written behind the
   correlator) plus a scan of the events the correlator has not closed yet.
+* Deduplication is optimistic: a batch is inserted without looking its ids
+  up first, and only when the UNIQUE index refuses one (a re-sent batch, a
+  rare event) is the transaction rolled back and the batch appended the
+  careful way (ids looked up, duplicates skipped).  Looking first was ~8% of
+  the ingest thread.
 * Checkpoints (copying the WAL into the database, with its fsyncs) are
   taken by :meth:`SqliteLog.checkpoint`, which the broker calls from a
   background thread, not by the committing ingest thread: SQLite's automatic
@@ -215,6 +220,20 @@ class SqliteLog(EventLog):
     # --- writing -----------------------------------------------------------
     def append_events(self, events: Sequence[StampedEvent]) -> list[int | None]:
         ev, _ = self._conns()
+        head = self._events_head
+        # Optimistic: a re-sent batch is rare, so insert without looking first and let
+        # the UNIQUE index on the id refuse a duplicate (the transaction is then rolled
+        # back and the batch goes the careful way).  Looking first cost ~8% of ingest.
+        rows = [(head + i, e.id, e.received_ns, e.publisher, e.tenant, e.ts, e.type, e.trace_id, e.body)
+                for i, e in enumerate(events, 1)]
+        try:
+            self._insert(ev, rows)
+        except sqlite3.IntegrityError:
+            return self._append_deduplicated(ev, events)
+        return list(range(head + 1, head + len(rows) + 1))
+
+    def _append_deduplicated(self, ev: sqlite3.Connection, events: Sequence[StampedEvent]) -> list[int | None]:
+        """Append the events whose id neither the log nor an earlier event of this call holds."""
         ids = [e.id for e in events]
         existing: set[str] = set()
         for start in range(0, len(ids), _ID_CHUNK):
@@ -232,21 +251,26 @@ class SqliteLog(EventLog):
             head += 1
             seqs.append(head)
             rows.append((head, e.id, e.received_ns, e.publisher, e.tenant, e.ts, e.type, e.trace_id, e.body))
-        if rows:
-            ev.execute("BEGIN IMMEDIATE")
-            try:
-                # multi-row INSERTs: one statement step per chunk instead of per row, so the
-                # interpreter lock is released and re-taken a few times, not once per event
-                for start in range(0, len(rows), _INSERT_CHUNK):
-                    chunk = rows[start : start + _INSERT_CHUNK]
-                    ev.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
-                ev.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (head,))
-                ev.execute("COMMIT")
-            except BaseException:
-                ev.execute("ROLLBACK")
-                raise
-            self._events_head = head
+        self._insert(ev, rows)
         return seqs
+
+    def _insert(self, ev: sqlite3.Connection, rows: list[tuple]) -> None:
+        """Insert ``rows`` (seqs following the head) and the new head in one transaction."""
+        if not rows:
+            return
+        ev.execute("BEGIN IMMEDIATE")
+        try:
+            # multi-row INSERTs: one statement step per chunk instead of per row, so the
+            # interpreter lock is released and re-taken a few times, not once per event
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                ev.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
+            ev.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (rows[-1][0],))
+            ev.execute("COMMIT")
+        except BaseException:
+            ev.execute("ROLLBACK")
+            raise
+        self._events_head = rows[-1][0]
 
     def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> list[int | None]:
         return self.append_sized(stream, records, cursor, dedupe)[0]

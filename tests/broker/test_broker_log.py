@@ -38,6 +38,27 @@ def test_offsets_start_at_one_and_duplicates_get_none(log):
     assert [e["id"] for e in log.read("events", 1, 10)][:1] == [b["id"]]
 
 
+def test_a_duplicate_late_in_a_large_batch_rolls_back_nothing_else(log, tmp_path):
+    """Appends insert first and fall back to looking ids up only when the UNIQUE index
+    refuses one: the events before and after the duplicate are still stored, once,
+    with consecutive offsets, and the rolled-back attempt leaves no trace."""
+    old = make_event()
+    assert log.append_events([stamped(old)]) == [1]
+    fresh = [make_event() for _ in range(1200)]  # more than one multi-row INSERT
+    batch = [stamped(e) for e in fresh[:1100]] + [stamped(old)] + [stamped(e) for e in fresh[1100:]]
+    assert log.append_events(batch) == list(range(2, 1102)) + [None] + list(range(1102, 1202))
+    assert log.head("events") == 1201
+    assert log.append_events([stamped(make_event())]) == [1202]
+    reopened = SqliteLog(tmp_path, create=False)
+    try:
+        assert reopened.head("events") == 1202
+        ids = [e["id"] for e in reopened.read("events", 0, 2000)]
+        assert len(ids) == len(set(ids)) == 1202
+        assert ids[1:1201] == [e["id"] for e in fresh]
+    finally:
+        reopened.close()
+
+
 def test_reads_are_bounded_and_in_log_order_beyond_the_cache(log):
     events = [make_event() for _ in range(30)]
     for i in range(0, 30, 5):

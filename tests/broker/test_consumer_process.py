@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 
+from secbus_sdk import wire
 from support.broker import wait_until
 from support.events import make_events
 
@@ -95,7 +96,8 @@ def test_events_committed_while_the_consumer_process_is_stalled_come_from_the_lo
 
     b = broker_factory(handlers=["metrics"])
     child = b.healthz()["consumers"]["pid"]
-    total = 4 * max(supervisor.MAX_PENDING_EVENTS, tail.MAX_PENDING_EVENTS)
+    event_bytes = len(wire.pack(make_events(1)[0]))
+    total = 500 * (4 * max(supervisor.MAX_PENDING_BYTES, tail.MAX_PENDING_BYTES) // event_bytes // 500 + 1)
     os.kill(child, signal.SIGSTOP)
     try:
         with b.client() as c:
