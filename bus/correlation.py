@@ -40,13 +40,17 @@ _decode = msgspec.msgpack.Decoder().decode
 TraceKey = tuple[str, str]
 
 
+def _time_order(kept: tuple) -> tuple[int, int]:
+    return kept[0], kept[1]  # (ts, seq): never compare the bytes
+
+
 @dataclass
 class _OpenTrace:
     tenant: str
     trace_id: str
     late: bool
     last_seen_ns: int
-    events: list[bytes] = field(default_factory=list)  # msgpack of each kept event
+    events: list[tuple] = field(default_factory=list)  # (ts, seq, msgpack) of each kept event
     event_count: int = 0
     platforms: set[str] = field(default_factory=set)
     services: set[str] = field(default_factory=set)
@@ -66,6 +70,7 @@ class Correlator:
         max_open_traces: int = 10_000,
         max_trace_events: int = 1_000,
         remember_closed: int | None = None,
+        raw_events: bool = False,
     ) -> None:
         if trace_idle_ns <= 0:
             raise ValueError(f"trace_idle: must be positive, got {trace_idle_ns} ns")
@@ -77,6 +82,8 @@ class Correlator:
         self.max_open_traces = max_open_traces
         self.max_trace_events = max_trace_events
         self.remember_closed = remember_closed if remember_closed is not None else 4 * max_open_traces
+        #: closed traces carry their events as ``msgspec.Raw`` (encoded once, never decoded here)
+        self.raw_events = raw_events
         self._open: OrderedDict[TraceKey, _OpenTrace] = OrderedDict()  # least recently active first
         self._closed: OrderedDict[TraceKey, None] = OrderedDict()
         # Open traces in the order their first event arrived (log order), so the
@@ -104,8 +111,15 @@ class Correlator:
 
     def add(self, event: dict) -> list[dict]:
         """Add one committed event; return the traces this closed early (evictions)."""
-        key = (event.get("tenant", "default"), event["trace_id"])
-        now = event.get("received_ns") or event["ts"]
+        source = event.get("source") or {}
+        return self.add_encoded(event.get("tenant", "default"), event["trace_id"], event.get("received_ns") or event["ts"],
+                                event.get("seq"), event["ts"], source.get("platform"), source.get("service"),
+                                event.get("outcome", "unknown"), _encode(event))
+
+    def add_encoded(self, tenant: str, trace_id: str, now: int, seq: int | None, ts: int,
+                    platform: str | None, service: str | None, outcome: str, encoded: bytes) -> list[dict]:
+        """:meth:`add` for an event given as its fields and its msgpack (``now``: its ``received_ns``)."""
+        key = (tenant, trace_id)
         trace = self._open.get(key)
         closed: list[dict] = []
         if trace is None:
@@ -116,11 +130,26 @@ class Correlator:
             late = key in self._closed
             if late:
                 self.late += 1
-            trace = _OpenTrace(tenant=key[0], trace_id=key[1], late=late, last_seen_ns=now)
+            trace = _OpenTrace(tenant=tenant, trace_id=trace_id, late=late, last_seen_ns=now)
             self._open[key] = trace
         else:
             self._open.move_to_end(key)
-        self._record(trace, event, now)
+        trace.last_seen_ns = max(trace.last_seen_ns, now)
+        trace.event_count += 1
+        if len(trace.events) < self.max_trace_events:
+            trace.events.append((ts, seq or 0, encoded))
+        if platform:
+            trace.platforms.add(platform)
+        if service:
+            trace.services.add(service)
+        trace.outcomes[outcome] = trace.outcomes.get(outcome, 0) + 1
+        if seq is not None:
+            if trace.first_seq is None:
+                self._by_first_seq[key] = seq
+            trace.first_seq = seq if trace.first_seq is None else min(trace.first_seq, seq)
+            trace.last_seq = seq if trace.last_seq is None else max(trace.last_seq, seq)
+        trace.first_ts = ts if trace.first_ts is None else min(trace.first_ts, ts)
+        trace.last_ts = ts if trace.last_ts is None else max(trace.last_ts, ts)
         return closed
 
     def expire(self, now_ns: int) -> list[dict]:
@@ -140,28 +169,6 @@ class Correlator:
         self._open.clear()
         return closed
 
-    def _record(self, trace: _OpenTrace, event: dict, now: int) -> None:
-        trace.last_seen_ns = max(trace.last_seen_ns, now)
-        trace.event_count += 1
-        if len(trace.events) < self.max_trace_events:
-            trace.events.append(_encode(event))
-        source = event.get("source") or {}
-        if source.get("platform"):
-            trace.platforms.add(source["platform"])
-        if source.get("service"):
-            trace.services.add(source["service"])
-        outcome = event.get("outcome", "unknown")
-        trace.outcomes[outcome] = trace.outcomes.get(outcome, 0) + 1
-        seq = event.get("seq")
-        if seq is not None:
-            if trace.first_seq is None:
-                self._by_first_seq[(trace.tenant, trace.trace_id)] = seq
-            trace.first_seq = seq if trace.first_seq is None else min(trace.first_seq, seq)
-            trace.last_seq = seq if trace.last_seq is None else max(trace.last_seq, seq)
-        ts = event["ts"]
-        trace.first_ts = ts if trace.first_ts is None else min(trace.first_ts, ts)
-        trace.last_ts = ts if trace.last_ts is None else max(trace.last_ts, ts)
-
     def _close(self, trace: _OpenTrace, evicted: bool = False) -> dict:
         key = (trace.tenant, trace.trace_id)
         self._by_first_seq.pop(key, None)
@@ -180,11 +187,12 @@ class Correlator:
             flags.append("mixed_outcomes")
         if trace.event_count > len(trace.events):
             flags.append("truncated")
-        events = [_decode(raw) for raw in trace.events]
+        ordered = sorted(trace.events, key=_time_order)
+        events = [msgspec.Raw(raw) for _, _, raw in ordered] if self.raw_events else [_decode(raw) for _, _, raw in ordered]
         return {
             "tenant": trace.tenant,
             "trace_id": trace.trace_id,
-            "events": sorted(events, key=lambda e: (e["ts"], e.get("seq", 0))),
+            "events": events,
             "event_count": trace.event_count,
             "platforms": sorted(trace.platforms),
             "services": sorted(trace.services),

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..correlation import Correlator
 from ..log.base import EventLog
+from ..log.stored import StoredRow, correlation_fields, stamped_bytes
 from .wakeup import Wakeup
 
 NAME = "correlator"
@@ -54,6 +55,7 @@ class CorrelatorRunner:
             trace_idle_ns=int(config["trace_idle_ms"] * 1_000_000),
             max_open_traces=config["max_open_traces"],
             max_trace_events=config.get("max_trace_events", 1000),
+            raw_events=True,  # a closed trace's events go into its record as stored (no decode)
         )
         self.expire_interval_s = config["expire_interval_ms"] / 1000
         self.batch_size = batch_size
@@ -62,8 +64,8 @@ class CorrelatorRunner:
         self.cursor = self.position
         # replay bookkeeping (see the module docstring)
         self.replay_until = log_.head("events")
-        newest = log_.read("events", self.replay_until - 1, 1) if self.replay_until > self.position else []
-        self.downtime_ns = max(0, time.time_ns() - newest[0]["received_ns"]) if newest else 0
+        newest = log_.read_stored(self.replay_until - 1, 1) if self.replay_until > self.position else []
+        self.downtime_ns = max(0, time.time_ns() - newest[0][1]) if newest else 0
         self.closed = 0
         self.failures = 0
         self.state = "starting"
@@ -107,17 +109,15 @@ class CorrelatorRunner:
                 # a read misses the shared cache and decodes from the log what the follower
                 # is about to decode anyway; once ahead, every later read would miss too.
                 ready = self.wakeup.head("events") - self.position
-                batch = self.log.read("events", self.position, min(self.batch_size, ready)) if ready > 0 else []
-                closed: list[dict] = []
-                for event in batch:
-                    closed += self.correlator.add(event)
+                batch = self.log.read_stored(self.position, min(self.batch_size, ready)) if ready > 0 else []
+                closed = self._add(batch)
                 if batch:
-                    self.position = batch[-1]["seq"]
+                    self.position = batch[-1][0]
                     if self.downtime_ns and self.position >= self.replay_until:
                         self._forgive_downtime()
                     # log clock while catching up, so replayed traces are not all idle at once
                     behind = self.wakeup.head("events") > self.position
-                    now = batch[-1]["received_ns"] if behind else time.time_ns()
+                    now = batch[-1][1] if behind else time.time_ns()
                     closed += self.correlator.expire(now)
                 elif time.monotonic() - last_expire >= self.expire_interval_s:
                     closed += self.correlator.expire(time.time_ns())
@@ -133,6 +133,19 @@ class CorrelatorRunner:
             if not batch:
                 self.wakeup.wait({"events": self.position}, self.expire_interval_s)
         self.state = "stopped"
+
+    def _add(self, rows: list[StoredRow]) -> list[dict]:
+        """Correlate stored events: only the fields correlation reads are decoded, and each
+        event is kept as its msgpack with the stamped fields (secbus.log.stored)."""
+        add = self.correlator.add_encoded
+        closed: list[dict] = []
+        for row, fields in zip(rows, correlation_fields(rows)):
+            seq, received_ns, _, tenant, _ = row
+            source = fields.source
+            closed += add(tenant, fields.trace_id, received_ns or fields.ts, seq, fields.ts,
+                          source.platform if source else None, source.service if source else None,
+                          fields.outcome, stamped_bytes(row))
+        return closed
 
     def _forgive_downtime(self) -> None:
         """Move replayed open traces' idle clocks forward by the downtime (once)."""

@@ -3,11 +3,11 @@
 The ingest process sends the events of each commit (:mod:`secbus.log.committed`)
 or, when it could not, only the new head (:mod:`secbus.consumers.process`).
 This thread puts each new range into the shared tail cache
-(:class:`secbus.log.cache.CachedLog`), decoded from what ingest sent or else
-read from the log, and only then advances the consumers'
+(:class:`secbus.log.cache.CachedLog`), as ingest sent it or else read from
+the log (stored rows, not decoded), and only then advances the consumers'
 :class:`~.wakeup.Wakeup`, so the correlator, the feed and every handler that
-keeps up read the same decoded events from memory instead of each decoding
-them again.  A consumer that lags further than the cache reads from the log
+keeps up read the same events from memory, each decoded at most once,
+instead of each reading and decoding them again.  A consumer that lags further than the cache reads from the log
 itself, as before.
 """
 
@@ -113,16 +113,16 @@ class TailFollower:
     def _put(self, payload: committed.Payload) -> int:
         last = committed.last_seq(payload)
         try:
-            records, sizes = committed.unpack(payload, self.filled)
-            self.log.put("events", records, sizes)
-            self.from_ingest += len(records)
+            rows = committed.rows(payload, self.filled)
+            self.log.put_rows(rows)
+            self.from_ingest += len(rows)
         except Exception:
             self.errors += 1  # consumers read the range from the log themselves
         return last
 
     def _fill(self, count: int) -> int:
         try:
-            upto = self.log.fill("events", self.filled, count)
+            upto = self.log.fill_events(self.filled, count)
             self.from_log += upto - self.filled
             return max(upto, self.filled + count)
         except Exception:

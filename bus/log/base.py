@@ -66,22 +66,31 @@ class EventLog(ABC):
         the same transaction (the correlator uses it)."""
 
     # --- reading -----------------------------------------------------------
-    def append_sized(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> tuple[list[int | None], list[int]]:
-        """As :meth:`append`, plus each record's stored size in bytes (bounds the tail cache)."""
-        import msgpack
+    def append_encoded(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> tuple[list[int | None], list[bytes]]:
+        """As :meth:`append`, plus each record's stored msgpack without ``seq`` (the tail
+        cache keeps it and decodes it for readers).  Records may hold ``msgspec.Raw``
+        values (a closed trace's events), which go into the encoding as they are."""
+        import msgspec
 
-        return self.append(stream, records, cursor, dedupe), [len(msgpack.packb(r, use_bin_type=True)) for r in records]
+        encode = msgspec.msgpack.Encoder().encode
+        return self.append(stream, records, cursor, dedupe), [encode({k: v for k, v in r.items() if k != "seq"}) for r in records]
 
     @abstractmethod
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
         """Up to ``limit`` records with offset > ``after``, in log order, each with ``seq``."""
 
-    def read_sized(self, stream: str, after: int, limit: int) -> tuple[list[dict], list[int]]:
-        """As :meth:`read`, plus each record's stored size in bytes (bounds the tail cache)."""
-        import msgpack
+    def read_stored(self, after: int, limit: int) -> list[tuple]:
+        """As ``read("events", ...)``, as stored rows ``(seq, received_ns, publisher, tenant,
+        body)`` (:mod:`secbus.log.stored`): ``body`` is the event's msgpack without the
+        stamped fields.  This default encodes what :meth:`read` returns."""
+        import msgspec
 
-        records = self.read(stream, after, limit)
-        return records, [len(msgpack.packb(r, use_bin_type=True)) for r in records]
+        encode = msgspec.msgpack.Encoder().encode
+        out = []
+        for event in self.read("events", after, limit):
+            body = {k: v for k, v in event.items() if k not in ("seq", "received_ns", "publisher", "tenant")}
+            out.append((event["seq"], event["received_ns"], event["publisher"], event["tenant"], encode(body)))
+        return out
 
     @abstractmethod
     def head(self, stream: str) -> int:

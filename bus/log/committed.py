@@ -6,8 +6,9 @@ steps, and in the consumer process (correlator, feed and handler threads all
 busy) getting it back costs a thread switch per row: reading 2,000 events took
 ~20 us of CPU and ~130 us of wall time per event, against 4-7 us with no other
 busy thread (benchmarks/FINDINGS.md section 6).  Ingest still holds the bytes it
-has just committed, so it sends them over the pipe once per commit, and one
-msgspec call decodes them all.  A range that did not come this way (dropped
+has just committed, so it sends them over the pipe once per commit; the
+consumer process keeps them as stored rows and decodes them only for readers
+that want dicts (:mod:`secbus.log.stored`).  A range that did not come this way (dropped
 while the consumer process was slow or restarting) is read from the log.
 
 A payload is a plain tuple (it is pickled onto the pipe):
@@ -20,13 +21,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import msgspec
-
-from .base import STAMP_BYTES, StampedEvent
+from .base import StampedEvent
+from .stored import StoredRow
 
 Payload = tuple  # (first_seq, lengths, received_ns, publishers, tenants, bodies)
-
-_decode = msgspec.msgpack.Decoder().decode  # the log's codec (bus/log/sqlite.py)
 
 
 def pack(records: Sequence[StampedEvent], seqs: Sequence[int | None]) -> Payload | None:
@@ -52,20 +50,14 @@ def size(payload: Payload) -> int:
     return len(payload[5])
 
 
-def unpack(payload: Payload, after: int) -> tuple[list[dict], list[int]]:
-    """The events after seq ``after``, as the log's ``read_sized`` returns them: each
-    event's dict with ``seq``, ``received_ns``, ``publisher`` and ``tenant``, and the
-    encoded sizes the tail cache counts."""
+def rows(payload: Payload, after: int) -> list[StoredRow]:
+    """The stored rows (:mod:`secbus.log.stored`) of the events after seq ``after``, as the
+    log's ``read_stored`` returns them: slices of the bodies, nothing decoded."""
     first, lengths, received_ns, publishers, tenants, bodies = payload
-    count = len(lengths)
-    events = _decode(b"\xdd" + count.to_bytes(4, "big") + bodies)  # the bodies as one msgpack array
-    skip = max(0, after + 1 - first)
     out = []
-    for i in range(skip, count):
-        event = events[i]
-        event["seq"] = first + i
-        event["received_ns"] = received_ns[i]
-        event["publisher"] = publishers[i]
-        event["tenant"] = tenants[i]
-        out.append(event)
-    return out, [length + STAMP_BYTES for length in lengths[skip:]]
+    offset = 0
+    for i, length in enumerate(lengths):
+        if first + i > after:
+            out.append((first + i, received_ns[i], publishers[i], tenants[i], bodies[offset : offset + length]))
+        offset += length
+    return out

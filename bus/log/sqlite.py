@@ -71,7 +71,8 @@ from typing import Any, Sequence
 
 import msgspec
 
-from .base import STAMP_BYTES, STREAMS, EventLog, StampedEvent, merge_trace_events
+from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
+from .stored import StoredRow, decode_rows
 
 log = logging.getLogger("secbus.log")
 
@@ -144,16 +145,6 @@ _EVENT_RANGE = ("SELECT CAST(group_concat(body, '') AS BLOB), "
                 f"FROM ({_EVENT_ROWS})")
 
 
-def _event_of(row: tuple) -> dict:
-    seq, received_ns, publisher, tenant, body = row
-    event = _decode(body)
-    event["seq"] = seq
-    event["received_ns"] = received_ns
-    event["publisher"] = publisher
-    event["tenant"] = tenant
-    return event
-
-
 def _record_of(row: tuple) -> dict:
     seq, body = row
     record = _decode(body)
@@ -172,7 +163,7 @@ class SqliteLog(EventLog):
             raise LogMissing(f"no event log in {self.data_dir} (expected {self.events_path})")
         self._sync = "FULL" if durability == "fsync" else "NORMAL"
         self._background_checkpoint = background_checkpoint
-        self._range_reads = True  # see _read_events
+        self._range_reads = True  # see read_stored
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -273,15 +264,15 @@ class SqliteLog(EventLog):
         self._events_head = rows[-1][0]
 
     def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> list[int | None]:
-        return self.append_sized(stream, records, cursor, dedupe)[0]
+        return self.append_encoded(stream, records, cursor, dedupe)[0]
 
-    def append_sized(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> tuple[list[int | None], list[int]]:
+    def append_encoded(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> tuple[list[int | None], list[bytes]]:
         if stream not in ("traces", "alerts"):
             raise ValueError(f"stream: expected traces or alerts, got {stream!r}")
         _, st = self._conns()
         now = time.time_ns()
         out: list[int | None] = []
-        sizes: list[int] = []
+        bodies: list[bytes] = []
         rows: list[tuple] = []
         st.execute("BEGIN IMMEDIATE")
         try:
@@ -291,9 +282,9 @@ class SqliteLog(EventLog):
             head = row[0] if row else 0
             for record in records:
                 body = _encode({k: v for k, v in record.items() if k != "seq"})
-                sizes.append(len(body))
+                bodies.append(body)
                 if stream == "traces":
-                    events = record.get("events") or []
+                    events = [e for e in record.get("events") or [] if isinstance(e, dict)]  # not msgspec.Raw
                     first_seq = record.get("first_seq") or min((e.get("seq", 0) for e in events), default=0)
                     key = (record["trace_id"], record["tenant"], first_seq)
                     if dedupe and st.execute("SELECT 1 FROM traces WHERE trace_id = ? AND tenant = ? AND first_seq = ?", key).fetchone():
@@ -317,25 +308,19 @@ class SqliteLog(EventLog):
         except BaseException:
             st.execute("ROLLBACK")
             raise
-        return out, sizes
+        return out, bodies
 
     # --- reading -----------------------------------------------------------
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
         if stream == "events":
-            return self._read_events(after, limit)[0]
+            return decode_rows(self.read_stored(after, limit))
         if stream in ("traces", "alerts"):
             _, st = self._conns()
             rows = st.execute(f"SELECT seq, body FROM {stream} WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
             return [_record_of(r) for r in rows]
         raise ValueError(f"stream: expected one of {', '.join(STREAMS)}, got {stream!r}")
 
-    def read_sized(self, stream: str, after: int, limit: int) -> tuple[list[dict], list[int]]:
-        if stream != "events":
-            return super().read_sized(stream, after, limit)
-        return self._read_events(after, limit)
-
-    def _read_events(self, after: int, limit: int) -> tuple[list[dict], list[int]]:
-        """Events after ``after`` (at most ``limit``) and their encoded sizes."""
+    def read_stored(self, after: int, limit: int) -> list[StoredRow]:
         ev, _ = self._conns()
         if self._range_reads:
             try:
@@ -347,17 +332,13 @@ class SqliteLog(EventLog):
                 rows = _decode_json(columns)
                 seqs = [row[0] for row in rows]
                 if all(map(operator.lt, seqs, seqs[1:])) and len(bodies or b"") == sum(row[4] for row in rows):
-                    events = _decode(b"\xdd" + len(rows).to_bytes(4, "big") + bodies) if rows else []
-                    sizes = []
-                    for event, (seq, received_ns, publisher, tenant, length) in zip(events, rows):
-                        event["seq"] = seq
-                        event["received_ns"] = received_ns
-                        event["publisher"] = publisher
-                        event["tenant"] = tenant
-                        sizes.append(length + STAMP_BYTES)
-                    return events, sizes
-        rows = ev.execute(_EVENT_ROWS, (after, limit)).fetchall()
-        return [_event_of(r) for r in rows], [len(r[4]) + STAMP_BYTES for r in rows]
+                    out = []
+                    offset = 0
+                    for seq, received_ns, publisher, tenant, length in rows:
+                        out.append((seq, received_ns, publisher, tenant, bodies[offset : offset + length]))
+                        offset += length
+                    return out
+        return ev.execute(_EVENT_ROWS, (after, limit)).fetchall()
 
     def head(self, stream: str) -> int:
         if stream == "events":
@@ -398,7 +379,7 @@ class SqliteLog(EventLog):
         if tenant is not None:
             sql += " AND tenant = ?"
             args.append(tenant)
-        parts.append([_event_of(r) for r in ev.execute(sql, args).fetchall()])
+        parts.append(decode_rows(ev.execute(sql, args).fetchall()))
         return merge_trace_events(parts)
 
     def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000) -> list[dict]:
@@ -422,7 +403,7 @@ class SqliteLog(EventLog):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
-        return [_event_of(r) for r in ev.execute(sql, args).fetchall()]
+        return decode_rows(ev.execute(sql, args).fetchall())
 
     # --- cursors -----------------------------------------------------------
     def get_cursor(self, consumer: str, stream: str) -> int | None:

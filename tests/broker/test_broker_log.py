@@ -156,11 +156,14 @@ def test_a_range_read_as_one_aggregate_row_equals_the_row_by_row_read(tmp_path):
             events.append(event)
         for i in range(0, 300, 50):
             log.append_events([stamped(e, tenant=f"tenant-{i % 3}, \"quoted\" é", received_ns=i + 1) for e in events[i:i + 50]])
-        aggregate = [log.read_sized("events", after, 64) for after in (0, 17, 250, 299, 300)]
+        aggregate = [log.read_stored(after, 64) for after in (0, 17, 250, 299, 300)]
+        decoded = [log.read("events", after, 64) for after in (0, 17, 250, 299, 300)]
         log._range_reads = False
-        by_row = [log.read_sized("events", after, 64) for after in (0, 17, 250, 299, 300)]
+        by_row = [log.read_stored(after, 64) for after in (0, 17, 250, 299, 300)]
         assert aggregate == by_row
-        assert [len(records) for records, _ in aggregate] == [64, 64, 50, 1, 0]
+        assert [len(rows) for rows in aggregate] == [64, 64, 50, 1, 0]
+        assert decoded == [log.read("events", after, 64) for after in (0, 17, 250, 299, 300)]
+        assert [e["attrs"] for e in decoded[0]] == [e["attrs"] for e in events[:64]]
     finally:
         log.close()
 
@@ -177,8 +180,8 @@ def test_committed_payload_unpacks_to_what_the_log_returns(tmp_path):
         seqs = log.append_events(records)
         payload = committed.pack(records, seqs)
         assert committed.last_seq(payload) == 13
-        assert committed.unpack(payload, 3) == log.read_sized("events", 3, 100)
-        assert committed.unpack(payload, 8) == log.read_sized("events", 8, 100)  # an overlap is skipped
+        assert committed.rows(payload, 3) == log.read_stored(3, 100)
+        assert committed.rows(payload, 8) == log.read_stored(8, 100)  # an overlap is skipped
     finally:
         log.close()
 
@@ -189,10 +192,10 @@ def test_without_sqlite_json_functions_ranges_are_read_row_by_row(tmp_path, monk
     log = SqliteLog(tmp_path)
     try:
         log.append_events([stamped(make_event()) for _ in range(5)])
-        expected = log.read_sized("events", 0, 10)
+        expected = log.read_stored(0, 10)
         monkeypatch.setattr(sqlite_log, "_EVENT_RANGE", "SELECT no_such_json_function(?, ?)")
         with caplog.at_level("INFO", logger="secbus.log"):
-            assert log.read_sized("events", 0, 10) == expected
+            assert log.read_stored(0, 10) == expected
         assert log._range_reads is False
         assert "reading row by row" in caplog.text
     finally:
