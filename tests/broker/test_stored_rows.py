@@ -104,6 +104,7 @@ def test_a_trace_with_raw_events_is_stored_and_read_back_as_dicts(tmp_path):
     log = CachedLog(inner)
     try:
         event = make_event()
+        inner.append_events([StampedEvent(event["id"], event["ts"], event["type"], event["trace_id"], 5, "p", "acme", wire.pack(event), None)])
         row = (1, 5, "p", "acme", wire.pack(event))
         record = {"tenant": "acme", "trace_id": event["trace_id"], "events": [msgspec.Raw(stamped_bytes(row))],
                   "first_seq": 1, "last_seq": 1, "flags": []}
