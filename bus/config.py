@@ -15,6 +15,7 @@ a typo in a config file must not silently fall back to a default.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -223,13 +224,9 @@ def check(config: Mapping[str, Any]) -> None:
     for name in ["handlers"] + [n for n, v in handlers.items() if isinstance(v, dict)]:
         table = handlers if name == "handlers" else handlers[name]
         where = "handlers" if name == "handlers" else f"handlers.{name}"
-        policy = table.get("lag_policy", "block")
-        if policy not in LAG_POLICIES:
-            raise ConfigError(f"{where}.lag_policy: expected one of {', '.join(LAG_POLICIES)}, got {policy!r}")
-        for key in ("max_lag", "batch_size"):
-            value = table.get(key, 1)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
+        for key in RUNNER_KEYS:
+            if key in table:
+                check_runner_option(where, key, table[key])
     if not 0 <= handlers["niceness"] <= 19:
         raise ConfigError(f"handlers.niceness: expected 0 to 19, got {handlers['niceness']!r}")
     for key, value in config["limits"].items():
@@ -243,13 +240,36 @@ def check(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"http.address: expected HOST:PORT, got {config['http']['address']!r}")
 
 
-def handler_settings(config: Mapping[str, Any], name: str) -> dict:
-    """The merged runner options and settings of one handler."""
+def handler_settings(config: Mapping[str, Any], name: str, plugin: object = None) -> dict:
+    """The merged runner options and settings of one handler.
+
+    Each runner option comes from ``[handlers.<name>]``, else the plugin's own
+    ``runner_defaults`` (a handler that knows it needs larger batches, as audit
+    does), else ``[handlers]``.  A plugin's default that is not a valid option
+    value is ignored with a warning, never trusted."""
     handlers = config["handlers"]
     table = dict(handlers.get(name, {})) if isinstance(handlers.get(name), dict) else {}
+    declared = getattr(plugin, "runner_defaults", None)
+    for key, value in (declared.items() if isinstance(declared, Mapping) else ()):
+        if key in RUNNER_KEYS and key not in table:
+            try:
+                check_runner_option(f"handler {name} runner_defaults", key, value)
+            except ConfigError as exc:
+                logging.getLogger("secbus.config").warning("%s; using the broker's default", exc)
+            else:
+                table[key] = value
     for key in RUNNER_KEYS:
         table.setdefault(key, handlers[key])
     return table
+
+
+def check_runner_option(where: str, key: str, value: Any) -> None:
+    """``lag_policy`` one of LAG_POLICIES; ``max_lag`` and ``batch_size`` positive integers."""
+    if key == "lag_policy":
+        if value not in LAG_POLICIES:
+            raise ConfigError(f"{where}.lag_policy: expected one of {', '.join(LAG_POLICIES)}, got {value!r}")
+    elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
 
 
 def limits_of(config: Mapping[str, Any]) -> Limits:

@@ -111,7 +111,7 @@ class ConsumerProcess:
         self.pm, plugins, self.skipped_handlers = plugin_manager(self.config["handlers"]["enabled"])
         self.runners: list[HandlerRunner] = []
         for name, plugin in plugins.items():
-            options = handler_settings(self.config, name)
+            options = handler_settings(self.config, name, plugin)
             settings = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
             runner = HandlerRunner(name, plugin, self.pm, self.log, self.wakeup, options)
             try:

@@ -119,6 +119,7 @@ class HandlerRunner:
             "state": self.state,
             "lag_policy": self.lag_policy,
             "max_lag": self.max_lag,
+            "batch_size": self.batch_size,
             "cursor": dict(self.cursors),
             "lag": {s: max(0, self.wakeup.committed(s) - c) for s, c in self.cursors.items()},
             "failures": self.failures,

@@ -43,6 +43,11 @@ def writer_from_settings(name: str, values: dict, data_dir) -> AuditWriter:
 class AuditHandler:
     """One audit log; the broker calls these hooks from the handler's runner."""
 
+    #: Each batch costs a round trip to the writer process and an fsync, so audit catches up
+    #: in larger batches than the other handlers (a batch is this large only while audit is
+    #: behind). ``[handlers.audit] batch_size`` overrides it (benchmarks/FINDINGS.md 7 and 9).
+    runner_defaults = {"batch_size": 5000}
+
     def __init__(self) -> None:
         self.writer: AuditWriter | WriterProcess | None = None
 
