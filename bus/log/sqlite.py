@@ -289,7 +289,9 @@ class SqliteLog(EventLog):
             if stream == "traces" and dedupe:
                 trace_store.index_pending(st, head)  # so that the index alone answers the probes below
             for record in records:
-                body = _encode({k: v for k, v in record.items() if k != "seq"})
+                # the tail cache keeps the whole record (its events for on_trace readers that are
+                # still in memory); the log stores a trace slim
+                body = _encode({k: v for k, v in record.items() if k not in ("seq", "event_seqs")})
                 bodies.append(body)
                 if stream == "traces":
                     events = [e for e in record.get("events") or [] if isinstance(e, dict)]  # not msgspec.Raw

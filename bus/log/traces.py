@@ -71,9 +71,15 @@ def trace_key(trace_id: str) -> int:
 
 
 def slim(record: dict) -> dict:
-    """The stored form of a closed trace: the record without its events, with their offsets."""
-    out = {k: v for k, v in record.items() if k not in ("seq", "events")}
-    out["event_seqs"] = [_seq_of(e) for e in record.get("events") or ()]
+    """The stored form of a closed trace: the record without its events, with their offsets
+    (``event_seqs`` as the correlator gives them, else read from the events)."""
+    out = {}
+    for key, value in record.items():
+        if key == "events":  # in its place, so a record reads back with its keys in order
+            given = record.get("event_seqs")
+            out["event_seqs"] = given if given is not None else [_seq_of(e) for e in value or ()]
+        elif key not in ("seq", "event_seqs"):
+            out[key] = value
     return out
 
 
@@ -120,18 +126,24 @@ def migrate(st: sqlite3.Connection) -> None:
 
 
 def resolve(records: Sequence[dict], fetch: Callable[[list[int]], dict[int, dict]]) -> list[dict]:
-    """Put the events back into slim records (in place; returns ``records``).
+    """The records with their events back in place of ``event_seqs`` (new dicts where changed).
 
     ``fetch(seqs)`` returns the stored events by offset; one call covers every
     record, in chunks of :data:`_SEQS_PER_QUERY` offsets."""
     wanted = [seq for r in records if "events" not in r for seq in r.get("event_seqs") or () if seq is not None]
-    if not wanted and all("events" in r for r in records):
-        return list(records)
     found: dict[int, dict] = {}
     for start in range(0, len(wanted), _SEQS_PER_QUERY):
         found.update(fetch(wanted[start : start + _SEQS_PER_QUERY]))
-    for record in records:
-        if "events" not in record:
-            seqs = record.pop("event_seqs", None) or ()
-            record["events"] = [found[seq] for seq in seqs if seq in found]
-    return list(records)
+    return [_with_events(r, found) if "event_seqs" in r else r for r in records]
+
+
+def _with_events(record: dict, found: dict[int, dict]) -> dict:
+    """``record`` with ``event_seqs`` replaced, in its place, by the events found (a record
+    that kept its events as well, from a log that stores them whole, keeps those)."""
+    out = {}
+    for key, value in record.items():
+        if key != "event_seqs":
+            out[key] = value
+        elif "events" not in record:
+            out["events"] = [found[seq] for seq in value or () if seq in found]
+    return out

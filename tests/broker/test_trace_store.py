@@ -16,6 +16,7 @@ import pytest
 
 from secbus.log import traces as trace_store
 from secbus.log.base import StampedEvent
+from secbus.log.cache import CachedLog
 from secbus.log.sqlite import SqliteLog
 from secbus_sdk import wire
 from support.events import make_event
@@ -131,3 +132,22 @@ def test_retention_prunes_the_index_keys_of_deleted_traces(log, tmp_path, monkey
 @pytest.mark.parametrize("trace_id", ["not-hex", "", "ABCDEF"])
 def test_a_trace_key_never_raises(trace_id):
     assert isinstance(trace_store.trace_key(trace_id), int)
+
+
+def test_a_trace_from_the_correlator_reads_the_same_from_the_cache_and_from_the_log(tmp_path):
+    inner = SqliteLog(tmp_path)
+    log = CachedLog(inner)
+    try:
+        events = [make_event() for _ in range(3)]
+        log.append_events([stamped(e) for e in events])
+        stored = log.read("events", 0, 3)
+        # as the correlator in the consumer process closes it: events as msgpack, their offsets beside
+        record = {"tenant": "default", "trace_id": events[0]["trace_id"], "events": [msgspec.Raw(msgspec.msgpack.encode(e)) for e in stored[::-1]],
+                  "event_count": 3, "first_seq": 1, "flags": [], "event_seqs": [3, 2, 1]}
+        assert log.append("traces", [record]) == [1]
+        assert stored_bodies(tmp_path)[0]["event_seqs"] == [3, 2, 1]
+        cached, from_log = log.read("traces", 0, 10)[0], inner.read("traces", 0, 10)[0]
+        assert cached == from_log and list(cached) == list(from_log)  # same keys, same order, no event_seqs
+        assert "event_seqs" not in cached and cached["events"] == stored[::-1]
+    finally:
+        log.close()
