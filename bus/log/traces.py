@@ -36,6 +36,7 @@ import msgspec
 INDEX_BATCH = 20_000
 _WATERMARK = "trace_indexed"
 _SEQS_PER_QUERY = 500  # "IN (...)" parameters per query
+_PASS_ROWS = 200_000  # traces per sorted insert when indexing (a migration may index millions)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trace_index (
@@ -90,13 +91,17 @@ def _seq_of(event: Any) -> int | None:
 
 
 def index_pending(st: sqlite3.Connection, head: int) -> None:
-    """Index the traces stored past the watermark, up to ``head`` (inside the caller's transaction)."""
+    """Index the traces stored past the watermark, up to ``head`` (inside the caller's
+    transaction), :data:`_PASS_ROWS` at a time so that a large migrated log is indexed in
+    bounded memory."""
     (indexed,) = st.execute(f"SELECT {_INDEXED}").fetchone()
     if head <= indexed:
         return
-    rows = st.execute("SELECT trace_id, seq FROM traces WHERE seq > ? AND seq <= ?", (indexed, head)).fetchall()
-    keys = sorted((trace_key(trace_id), seq) for trace_id, seq in rows)
-    st.executemany("INSERT OR IGNORE INTO trace_index VALUES (?, ?)", keys)
+    while indexed < head:
+        upto = min(head, indexed + _PASS_ROWS)
+        rows = st.execute("SELECT trace_id, seq FROM traces WHERE seq > ? AND seq <= ?", (indexed, upto)).fetchall()
+        st.executemany("INSERT OR IGNORE INTO trace_index VALUES (?, ?)", sorted((trace_key(t), seq) for t, seq in rows))
+        indexed = upto
     st.execute("INSERT OR REPLACE INTO state_meta VALUES (?, ?)", (_WATERMARK, head))
 
 
@@ -115,10 +120,10 @@ def migrate(st: sqlite3.Connection) -> None:
     if st.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'traces_trace'").fetchone() is None:
         return
     st.execute("BEGIN IMMEDIATE")
-    try:
+    try:  # another process opening the same log may have migrated it meanwhile: then both are no-ops
         (head,) = st.execute("SELECT coalesce(max(seq), 0) FROM traces").fetchone()
         index_pending(st, head)
-        st.execute("DROP INDEX traces_trace")
+        st.execute("DROP INDEX IF EXISTS traces_trace")
         st.execute("COMMIT")
     except BaseException:
         st.execute("ROLLBACK")

@@ -117,6 +117,19 @@ def test_a_log_with_the_per_trace_index_is_migrated_and_its_inline_traces_still_
         log.close()
 
 
+def test_a_long_tail_is_indexed_in_passes_and_every_trace_is_found(log, monkeypatch):
+    monkeypatch.setattr(trace_store, "_PASS_ROWS", 3)
+    ids = [f"{i + 1:032x}" for i in range(8)]
+    log.append("traces", [{"tenant": "default", "trace_id": t, "events": [], "first_seq": i} for i, t in enumerate(ids)])
+    _, st = log._conns()
+    st.execute("BEGIN IMMEDIATE")
+    trace_store.index_pending(st, 8)
+    st.execute("COMMIT")
+    assert st.execute("SELECT count(*) FROM trace_index").fetchone()[0] == 8
+    assert trace_store.unindexed(st, 8) == 0
+    assert all(len(st.execute(trace_store.LOOKUP_SQL, (trace_store.trace_key(t), t, t)).fetchall()) == 1 for t in ids)
+
+
 def test_retention_prunes_the_index_keys_of_deleted_traces(log, tmp_path, monkeypatch):
     monkeypatch.setattr(trace_store, "INDEX_BATCH", 2)
     for i in range(6):
