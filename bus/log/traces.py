@@ -27,6 +27,7 @@ Together: ~5 us per trace in the same micro-benchmark.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any, Callable, Sequence
 
@@ -122,6 +123,7 @@ def migrate(st: sqlite3.Connection) -> None:
     st.execute("BEGIN IMMEDIATE")
     try:  # another process opening the same log may have migrated it meanwhile: then both are no-ops
         (head,) = st.execute("SELECT coalesce(max(seq), 0) FROM traces").fetchone()
+        logging.getLogger("secbus.log").info("event log: indexing %d stored traces in bulk (once, for the new trace index)", head)
         index_pending(st, head)
         st.execute("DROP INDEX IF EXISTS traces_trace")
         st.execute("COMMIT")
