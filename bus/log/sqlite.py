@@ -73,8 +73,8 @@ from typing import Any, Sequence
 
 import msgspec
 
-from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
 from . import traces as trace_store
+from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
 from .stored import StoredRow, decode_rows
 
 log = logging.getLogger("secbus.log")
@@ -323,9 +323,8 @@ class SqliteLog(EventLog):
 
     @staticmethod
     def _stored_trace(st: sqlite3.Connection, tenant: str, trace_id: str, first_seq: int) -> bool:
-        rows = st.execute(trace_store.LOOKUP_SQL, (trace_store.trace_key(trace_id), trace_id, trace_id)).fetchall()
         return any(record.get("tenant") == tenant and record.get("first_seq") == first_seq
-                   for record in map(_record_of, rows))
+                   for record in map(_record_of, trace_store.lookup(st, trace_id)))
 
     # --- reading -----------------------------------------------------------
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
@@ -386,7 +385,7 @@ class SqliteLog(EventLog):
     def trace(self, tenant: str | None, trace_id: str, open_after: int = 0) -> list[dict]:
         ev, st = self._conns()
         if self._trace_index:
-            rows = st.execute(trace_store.LOOKUP_SQL, (trace_store.trace_key(trace_id), trace_id, trace_id)).fetchall()
+            rows = trace_store.lookup(st, trace_id)
         else:
             rows = st.execute("SELECT seq, body FROM traces WHERE trace_id = ?", (trace_id,)).fetchall()
         records = [r for r in map(_record_of, rows) if tenant is None or r.get("tenant") == tenant]

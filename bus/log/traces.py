@@ -19,7 +19,7 @@ dirtied a random index page and wrote every event a second time.  So:
   the traces stored since, sorted, in one statement (:func:`index_pending`),
   and moves the watermark ``trace_indexed`` in the same transaction.  A
   lookup reads the index up to the watermark and scans the few traces past
-  it (:data:`LOOKUP_SQL`).  Keys of traces retention deleted are pruned in
+  it (:func:`lookup`).  Keys of traces retention deleted are pruned in
   bulk too (:func:`prune`); until then a lookup's join skips them.
 
 Together: ~5 us per trace in the same micro-benchmark.
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS state_meta (key TEXT PRIMARY KEY, value INTEGER NOT N
 _INDEXED = f"coalesce((SELECT value FROM state_meta WHERE key = '{_WATERMARK}'), 0)"
 
 #: traces with this id (parameters: key, trace_id, trace_id), indexed or in the tail past the watermark
-LOOKUP_SQL = (
+_LOOKUP_SQL = (
     "SELECT seq, body FROM traces WHERE seq IN (SELECT seq FROM trace_index WHERE trace_key = ?) AND trace_id = ?"
     f" UNION ALL SELECT seq, body FROM traces WHERE seq > {_INDEXED} AND trace_id = ?"
 )
@@ -69,7 +69,12 @@ def trace_key(trace_id: str) -> int:
     try:
         return int(trace_id[:16], 16) - (1 << 63)
     except (TypeError, ValueError):
-        return 0  # not hex (an event from before validation was strict): still stored, still found by the tail scan
+        return 0  # not hex (an id from before validation was strict): stored and found under key 0
+
+
+def lookup(st: sqlite3.Connection, trace_id: str) -> list[tuple[int, bytes]]:
+    """``(seq, body)`` of every stored trace with this id."""
+    return st.execute(_LOOKUP_SQL, (trace_key(trace_id), trace_id, trace_id)).fetchall()
 
 
 def slim(record: dict) -> dict:

@@ -79,7 +79,7 @@ def test_lookups_find_traces_in_the_bulk_index_and_in_the_tail_past_it(log, tmp_
 
     def firsts(trace_id: str) -> list[int]:
         _, st = log._conns()
-        rows = st.execute(trace_store.LOOKUP_SQL, (trace_store.trace_key(trace_id), trace_id, trace_id)).fetchall()
+        rows = trace_store.lookup(st, trace_id)
         return sorted(msgspec.msgpack.decode(body)["first_seq"] for _, body in rows)
 
     assert firsts(again) == [10, 60]  # seq 2 from the index, seq 7 from the tail past it
@@ -127,7 +127,7 @@ def test_a_long_tail_is_indexed_in_passes_and_every_trace_is_found(log, monkeypa
     st.execute("COMMIT")
     assert st.execute("SELECT count(*) FROM trace_index").fetchone()[0] == 8
     assert trace_store.unindexed(st, 8) == 0
-    assert all(len(st.execute(trace_store.LOOKUP_SQL, (trace_store.trace_key(t), t, t)).fetchall()) == 1 for t in ids)
+    assert all(len(trace_store.lookup(st, t)) == 1 for t in ids)
 
 
 def test_retention_prunes_the_index_keys_of_deleted_traces(log, tmp_path, monkeypatch):
