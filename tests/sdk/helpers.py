@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 from secbus_sdk import Client
 
@@ -28,12 +27,18 @@ def accounted(stats: dict) -> int:
 
 def fill_until_full(client: Client, limit: int = 100_000) -> int:
     """Emit until the queue is full (the bus is down and the spool full); return how many."""
-    n = 0
+    def full() -> bool:
+        s = client.stats()
+        return s["queued"] >= client._queue_size and bool(s["held"])
+
+    def moved_or_held() -> bool:  # the sender made room (moved batches to the spool) or holds one
+        s = client.stats()
+        return s["queued"] < client._queue_size or bool(s["held"])
+
     for n in range(1, limit + 1):
         client.emit("authn.login", "success", attrs={"i": n, "pad": "p" * 200})
-        s = client.stats()
-        if s["queued"] >= client._queue_size and s["held"]:
-            return n
-        if n % 50 == 0:
-            time.sleep(0.001)  # let the sender move batches to the spool
+        if client.stats()["queued"] >= client._queue_size:
+            wait_until(moved_or_held, timeout=10, interval=0.001, message=lambda: f"the sender to act on a full queue: {client.stats()}")
+            if full():
+                return n
     raise AssertionError(f"queue never filled: {client.stats()}")

@@ -138,7 +138,7 @@ def test_broker_killed_mid_stream_and_restarted_loses_nothing_and_stores_nothing
 
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading, time
     from secbus_sdk import Client
     endpoint, spool_dir, ids_path = sys.argv[1:4]
     client = Client(endpoint, service="sdk-test", spool_dir=spool_dir, ack_timeout=0.2)
@@ -149,7 +149,7 @@ CHILD = textwrap.dedent(
     while client.stats()["spooled"] < 500 and time.monotonic() < deadline:
         time.sleep(0.01)  # polling, bounded by the deadline above
     print("spooled", client.stats()["spooled"], flush=True)
-    time.sleep(600)  # wait to be killed
+    threading.Event().wait()  # until the test kills this process
     """
 )
 
