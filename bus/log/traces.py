@@ -101,14 +101,12 @@ def index_pending(st: sqlite3.Connection, head: int) -> None:
     transaction), :data:`_PASS_ROWS` at a time so that a large migrated log is indexed in
     bounded memory."""
     (indexed,) = st.execute(f"SELECT {_INDEXED}").fetchone()
-    if head <= indexed:
-        return
-    while indexed < head:
-        upto = min(head, indexed + _PASS_ROWS)
-        rows = st.execute("SELECT trace_id, seq FROM traces WHERE seq > ? AND seq <= ?", (indexed, upto)).fetchall()
+    for start in range(indexed, head, _PASS_ROWS):
+        upto = min(head, start + _PASS_ROWS)
+        rows = st.execute("SELECT trace_id, seq FROM traces WHERE seq > ? AND seq <= ?", (start, upto)).fetchall()
         st.executemany("INSERT OR IGNORE INTO trace_index VALUES (?, ?)", sorted((trace_key(t), seq) for t, seq in rows))
-        indexed = upto
-    st.execute("INSERT OR REPLACE INTO state_meta VALUES (?, ?)", (_WATERMARK, head))
+    if head > indexed:
+        st.execute("INSERT OR REPLACE INTO state_meta VALUES (?, ?)", (_WATERMARK, head))
 
 
 def unindexed(st: sqlite3.Connection, head: int) -> int:
