@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import logging
 import statistics
 import sys
@@ -31,8 +32,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-import msgspec
-
+from secbus.log.stored import decode_rows
 from secbus_sdk import wire
 
 from .payloads import make_event
@@ -58,16 +58,11 @@ class App:
         return {}
 
 
-def stored_events(n: int) -> list[dict]:
-    """``n`` benchmark events as the log's reader returns them (key order included)."""
-    decode = msgspec.msgpack.Decoder().decode
-    out = []
+def stored_events(n: int) -> tuple[list[tuple], list[dict]]:
+    """``n`` benchmark events as the log's reader returns them: stored rows and dicts (key order included)."""
     now = time.time_ns()
-    for seq in range(1, n + 1):
-        event = decode(wire.pack_ordered(make_event()))
-        event["seq"], event["received_ns"], event["publisher"], event["tenant"] = seq, now, "anonymous", "default"
-        out.append(event)
-    return out
+    rows = [(seq, now, "anonymous", "default", wire.pack_ordered(make_event())) for seq in range(1, n + 1)]
+    return rows, decode_rows(rows)
 
 
 def load_handlers(directory: Path, alias: str) -> ModuleType:
@@ -80,17 +75,21 @@ def load_handlers(directory: Path, alias: str) -> ModuleType:
     return module
 
 
-def run_once(package: str, name: str, events: list[dict], batch: int) -> float:
-    """A fresh handler of ``package`` fed every event: CPU us/event of ``on_events``."""
+def run_once(package: str, name: str, events: tuple[list[tuple], list[dict]], batch: int) -> float:
+    """A fresh handler of ``package`` fed every event: CPU us/event of ``on_events``, given
+    the arguments it declares (``stored`` rows, ``events`` dicts), as the runner does."""
+    rows, dicts = events
+    wanted = inspect.signature(importlib.import_module(f"{package}.{name}.plugin").handler.on_events).parameters
     plugin = importlib.import_module(f"{package}.{name}.plugin")
     with tempfile.TemporaryDirectory(prefix=f"secbus-cost-{name}-") as tmp:
         handler = type(plugin.handler)()
         handler.startup(App(name, Path(tmp)))
         try:
             t0 = time.thread_time()
-            for i in range(0, len(events), batch):
-                handler.on_events(events[i:i + batch])
-            cost = (time.thread_time() - t0) / len(events) * 1e6
+            for i in range(0, len(rows), batch):
+                given = {"events": dicts[i:i + batch], "stored": rows[i:i + batch]}
+                handler.on_events(**{key: given[key] for key in wanted})
+            cost = (time.thread_time() - t0) / len(rows) * 1e6
         finally:
             handler.shutdown()
     return cost

@@ -55,7 +55,7 @@ def startup(app) -> None:
 
 
 @hookspec
-def on_events(events: list[dict]) -> None:
+def on_events(events: list[dict], stored: list[tuple]) -> None:
     """Called with a batch of committed events, in log order.
 
     Each event is a dict as stored: the publisher's fields plus ``seq`` (the
@@ -67,6 +67,15 @@ def on_events(events: list[dict]) -> None:
     Treat the events as read-only: the same dicts are handed to every
     handler (the broker keeps the newest events in memory instead of
     decoding them once per handler). Copy before changing one.
+
+    ``stored`` is the same batch as the log keeps it, for a handler that
+    hands events on (to a process, a file, the network) without reading
+    them: one ``(seq, received_ns, publisher, tenant, body)`` tuple per
+    event, ``body`` the event's msgpack without those four fields
+    (``secbus.log.stored.decode_rows(stored)`` gives the ``events`` dicts).
+    Declare only the arguments you use (pluggy passes no others): a handler
+    whose ``on_events`` takes ``stored`` and not ``events`` is never given
+    dicts, so the broker decodes nothing for it (the audit handler).
     """
 
 

@@ -5,7 +5,8 @@ must not slow ingest or any other handler.  Each runner reads the log behind
 its own cursors and calls only its own plugin's hooks (pluggy
 ``subset_hook_caller``).
 
-Delivery: ``on_events`` gets batches of up to ``batch_size`` events;
+Delivery: ``on_events`` gets batches of up to ``batch_size`` events (as
+dicts, as stored rows, or both: whichever arguments the handler declares);
 ``on_trace`` and ``on_alert`` get one record per call.  The cursor moves only
 after a hook returns and is stored at most every 0.2 s and at the latest
 0.2 s after it moved, busy or idle (and when stopping), so a crash
@@ -63,6 +64,9 @@ class HandlerRunner:
         hooks = implemented_hooks(pm, plugin)
         self.callers = {h: caller_for(pm, plugin, h) for h in HOOK_STREAM if h in hooks}
         self.streams = {HOOK_STREAM[h]: h for h in self.callers}
+        # on_events(events, stored): dicts only for a handler that declares ``events``
+        events_impls = self.callers["on_events"].get_hookimpls() if "on_events" in self.callers else []
+        self._event_dicts = any("events" in impl.argnames for impl in events_impls)
         self.has_shutdown = "shutdown" in hooks
         self.cursors: dict[str, int] = {}
         for stream in self.streams:
@@ -191,21 +195,28 @@ class HandlerRunner:
             self.logger.warning("handler %s: %d %s behind (max_lag %d); skipping %d", self.name, head - cursor, stream, self.max_lag, target - cursor)
             cursor = self.cursors[stream] = target
             self.log.set_cursor(self.name, stream, cursor)
-        batch = self.log.read(stream, cursor, self.batch_size)
-        if not batch:
-            return False
         hook = self.callers[self.streams[stream]]
+        if stream == "events":
+            stored, events = self.log.read_events(cursor, self.batch_size, self._event_dicts)
+            if not stored:
+                return False
+            first, last = stored[0][0], stored[-1][0]
+        else:
+            records = self.log.read(stream, cursor, self.batch_size)
+            if not records:
+                return False
+            first, last = records[0]["seq"], records[-1]["seq"]
         try:
             if stream == "events":
-                hook(events=batch)
-                self._advance(stream, batch[-1]["seq"], len(batch))
+                hook(events=events, stored=stored)
+                self._advance(stream, last, len(stored))
             else:
                 key = "trace" if stream == "traces" else "alert"
-                for record in batch:
+                for record in records:
                     hook(**{key: record})
                     self._advance(stream, record["seq"], 1)
         except BaseException as exc:  # even SystemExit from a plugin is its failure, not the broker's
-            self._failed(stream, batch, exc)
+            self._failed(stream, first, last, exc)
             return False
         self._consecutive = 0
         if self.state == "retrying":
@@ -226,7 +237,7 @@ class HandlerRunner:
             self._dirty.discard(stream)
         self._persisted_at = time.monotonic()
 
-    def _failed(self, stream: str, batch: list[dict], exc: BaseException) -> None:
+    def _failed(self, stream: str, first: int, last: int, exc: BaseException) -> None:
         self.failures += 1
         self._consecutive += 1
         self.state = "retrying"
@@ -234,7 +245,7 @@ class HandlerRunner:
         delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** (self._consecutive - 1))
         self.logger.error(
             "handler %s failed on %s seq %d..%d (failure %d in a row, retrying in %.2fs): %s",
-            self.name, stream, batch[0]["seq"], batch[-1]["seq"], self._consecutive, delay, self.last_error,
+            self.name, stream, first, last, self._consecutive, delay, self.last_error,
             exc_info=self._consecutive == 1,
         )
         if self._stop.is_set():

@@ -22,6 +22,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from .stored import decode_rows
+
 STREAMS = ("events", "traces", "alerts")
 #: What the stamped columns (seq, received_ns, publisher, tenant) add to an event's stored body.
 STAMP_BYTES = 64
@@ -91,6 +93,12 @@ class EventLog(ABC):
             body = {k: v for k, v in event.items() if k not in ("seq", "received_ns", "publisher", "tenant")}
             out.append((event["seq"], event["received_ns"], event["publisher"], event["tenant"], encode(body)))
         return out
+
+    def read_events(self, after: int, limit: int, dicts: bool = True) -> tuple[list[tuple], list[dict] | None]:
+        """The next events of one range as stored rows and, with ``dicts``, as the dicts
+        ``read("events", ...)`` gives: what a handler's ``on_events(events, stored)`` is given."""
+        rows = self.read_stored(after, limit)
+        return rows, (decode_rows(rows) if dicts else None)
 
     @abstractmethod
     def head(self, stream: str) -> int:

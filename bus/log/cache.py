@@ -108,9 +108,17 @@ class _Tail:
     def get(self, after: int, limit: int) -> list[dict] | None:
         """Decoded records after ``after`` (decoding those no reader asked for yet), or None."""
         found = self._range(after, limit)
+        return None if found is None else self._decoded(*found)
+
+    def get_both(self, after: int, limit: int, decoded: bool) -> tuple[list, list[dict] | None] | None:
+        """The stored records after ``after`` and, with ``decoded``, the same range decoded; or None."""
+        found = self._range(after, limit)
         if found is None:
             return None
         start, end = found
+        return self.raws[start:end], (self._decoded(start, end) if decoded else None)
+
+    def _decoded(self, start: int, end: int) -> list[dict]:
         records = self.records
         missing = [i for i in range(start, end) if records[i] is None]
         if missing:
@@ -187,6 +195,11 @@ class CachedLog(EventLog):
         with self._lock:
             found = self._tails["events"].get_raw(after, limit)
         return found if found is not None else self.inner.read_stored(after, limit)
+
+    def read_events(self, after: int, limit: int, dicts: bool = True) -> tuple[list[StoredRow], list[dict] | None]:
+        with self._lock:
+            found = self._tails["events"].get_both(after, limit, dicts)
+        return found if found is not None else self.inner.read_events(after, limit, dicts)
 
     # --- everything else is the inner log's -------------------------------
     def head(self, stream: str) -> int:

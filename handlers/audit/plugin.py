@@ -66,8 +66,10 @@ class AuditHandler:
         app.logger.info("audit: writing %s", where)
 
     @hookimpl
-    def on_events(self, events: list[dict]) -> None:
-        self.writer.write_events(events)
+    def on_events(self, stored: list[tuple]) -> None:
+        # The stored rows, not dicts: the writer process decodes them itself, so the consumer
+        # process neither decodes nor re-encodes events for audit (FINDINGS.md 10).
+        self.writer.write_stored(stored)
 
     @hookimpl
     def shutdown(self) -> None:

@@ -94,13 +94,15 @@ class WriterProcess:
         self.opened = self._last
         return self.opened
 
-    def write_events(self, events: list[dict]) -> None:
+    def write_stored(self, rows: list[tuple]) -> None:
+        """Write the events of these stored rows (``on_events``' ``stored``): the rows go to
+        the child as they are, one msgspec call, and the child decodes them."""
         if self._process is None or self._process.poll() is not None:
             if self._process is not None:
                 log.warning("audit writer process ended (exit code %s); starting a new one", self._process.returncode)
             self._stop_child()
             self.start()  # resumes the chain from the files
-        self._call(("write", self._encode(events)))
+        self._call(("write", self._encode(rows)))
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -136,7 +138,7 @@ class WriterProcess:
 
 
 def serve(reader: Connection, writer_conn: Connection) -> None:
-    """The child's loop: ("open", (name, settings, data_dir)) first, then ("write", body) and ("close", None)."""
+    """The child's loop: ("open", (name, settings, data_dir)) first, then ("write", rows) and ("close", None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -164,7 +166,7 @@ def serve(reader: Connection, writer_conn: Connection) -> None:
             return
         try:
             if kind == "write":
-                writer.write_events(decode(body))
+                writer.write_stored(decode(body))
             elif kind == "close":
                 writer.close()
                 writer_conn.send(("ok", None))

@@ -40,7 +40,9 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+from secbus.log.stored import decode_rows
 
 from . import chain
 from .redact import Redactor
@@ -235,6 +237,13 @@ class AuditWriter:
         self._sync()
         self._fh.close()
         self._new_file(now)
+
+    def write_stored(self, rows: Sequence[Sequence]) -> int:
+        """:meth:`write_events` for stored rows ``(seq, received_ns, publisher, tenant,
+        body)``; rows already written (by ``seq``) are skipped before they are decoded."""
+        fresh = [row for row in rows if row[0] > self.last_seq]
+        self.skipped_redelivered += len(rows) - len(fresh)
+        return self.write_events(decode_rows(fresh) if fresh else [])
 
     def write_events(self, events: Iterable[dict]) -> int:
         """Append the events not yet written (by ``seq``); return how many were."""

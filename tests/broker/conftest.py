@@ -18,7 +18,7 @@ def recorder_installed() -> str:
     """pip-install tests/broker/plugins/recorder (editable, no deps) once, so the
     broker finds it through the ``secbus.handlers`` entry point like any plugin."""
     names = {ep.name for ep in entry_points(group="secbus.handlers")}
-    if not {"recorder", "typo"} <= names:
+    if not {"recorder", "stored-recorder", "typo"} <= names:
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "-e", str(PLUGIN_DIR)],
             check=True,

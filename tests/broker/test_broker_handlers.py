@@ -43,6 +43,26 @@ def test_third_party_handler_installed_with_an_entry_point_receives_events(broke
     assert recording.hooks()[-1] == "shutdown"
 
 
+def test_a_handler_declaring_only_stored_gets_the_same_batches_as_stored_rows(broker_factory, recorder_installed, recording, tmp_path):
+    """on_events(stored): rows (seq, received_ns, publisher, tenant, body) that decode to exactly
+    the dicts a handler taking ``events`` is given, in the same order."""
+    rows_out = tmp_path / "stored-recorder.jsonl"
+    config = {"handlers": {"recorder": {"out": str(recording.path)}, "stored-recorder": {"out": str(rows_out), "batch_size": 7}}}
+    b = broker_factory(config=config, handlers=["recorder", "stored-recorder"])
+    events = publish_batches(b, 4, 10)
+    stored = type(recording)(rows_out)
+    wait_until(lambda: len(recording.delivered_seqs()) == 40 and len(stored.delivered_seqs()) == 40,
+               message=lambda: f"40 events each, have {len(recording.delivered_seqs())} and {len(stored.delivered_seqs())}")
+    calls = [r for r in stored.records() if r["hook"] == "on_events"]
+    assert all(r["rows"] for r in calls) and max(len(r["seqs"]) for r in calls) <= 7
+    assert stored.delivered_seqs() == list(range(1, 41))
+    assert [i for r in calls for i in r["ids"]] == [e["id"] for e in events]
+    decoded = [e for r in calls for e in r["events"]]
+    assert decoded[0]["publisher"] and decoded[0]["tenant"] == "default" and decoded[0]["received_ns"] > 0
+    assert [{k: v for k, v in e.items() if k not in ("seq", "received_ns", "publisher", "tenant")} for e in decoded] == events
+    assert b.healthz()["handlers"]["stored-recorder"]["cursor"]["events"] == 40
+
+
 def test_handler_raising_on_every_third_batch_still_sees_every_event(broker_factory, recorder_installed, recording):
     b = broker_factory(config=recorder_config(recording, fail_every=3, batch_size=7), handlers=["recorder"])
     publish_batches(b, 10, 10)

@@ -8,8 +8,12 @@ from __future__ import annotations
 import time
 
 import msgspec
+import pluggy
 import pytest
 
+from secbus import hookimpl, hookspecs
+from secbus.consumers.runner import HandlerRunner
+from secbus.consumers.wakeup import Wakeup
 from secbus.correlation import Correlator
 from secbus.log import committed
 from secbus.log.base import StampedEvent
@@ -17,6 +21,7 @@ from secbus.log.cache import CachedLog
 from secbus.log.sqlite import SqliteLog
 from secbus.log.stored import correlation_fields, decode_rows, stamped_bytes
 from secbus_sdk import wire
+from support.broker import wait_until
 from support.events import make_event
 
 decode = msgspec.msgpack.Decoder().decode
@@ -97,6 +102,55 @@ def test_the_tail_cache_decodes_a_range_only_when_a_reader_asks_for_dicts(tmp_pa
         assert log.read("events", 0, 10) == inner.read("events", 0, 10)
         assert log.stats()["cache"]["events"]["decoded"] == 10
     finally:
+        log.close()
+
+
+class TakesStored:
+    def __init__(self):
+        self.batches = []
+
+    @hookimpl
+    def on_events(self, stored):
+        self.batches.append(stored)
+
+
+class TakesBoth:
+    def __init__(self):
+        self.batches = []
+
+    @hookimpl
+    def on_events(self, stored, events):
+        self.batches.append((stored, events))
+
+
+def test_the_runner_gives_on_events_only_the_arguments_it_declares_and_decodes_only_for_events(tmp_path):
+    inner = SqliteLog(tmp_path)
+    log = CachedLog(inner, capacity=100)
+    pm = pluggy.PluginManager("secbus")
+    pm.add_hookspecs(hookspecs)
+    rows_only, both = TakesStored(), TakesBoth()
+    pm.register(rows_only, name="rows-only")
+    pm.register(both, name="both")
+    wakeup = Wakeup()
+    options = {"lag_policy": "block", "max_lag": 10**6, "batch_size": 4}
+    runners = [HandlerRunner(name, plugin, pm, log, wakeup, options) for name, plugin in (("rows-only", rows_only), ("both", both))]
+    try:
+        records = [stamped(make_event()) for _ in range(10)]
+        log.put_rows(committed.rows(committed.pack(records, inner.append_events(records)), 0))
+        wakeup.advance("events", 10)
+        runners[0].start()
+        wait_until(lambda: runners[0].cursors["events"] == 10, message="the rows-only handler read all 10")
+        assert [row for batch in rows_only.batches for row in batch] == inner.read_stored(0, 10)
+        assert max(map(len, rows_only.batches)) == 4
+        assert log.stats()["cache"]["events"]["decoded"] == 0  # nobody asked for dicts
+        runners[1].start()
+        wait_until(lambda: runners[1].cursors["events"] == 10, message="the handler taking both read all 10")
+        for stored, events in both.batches:  # one range, both ways
+            assert decode_rows(stored) == events and [row[0] for row in stored] == [e["seq"] for e in events]
+        assert log.stats()["cache"]["events"]["decoded"] == 10
+    finally:
+        for runner in runners:
+            runner.stop(time.monotonic() + 5)
         log.close()
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 from secbus.handlers.audit.worker import PIPE_BYTES, WriterProcess
 from support.broker import secbus_command
-from support.events import make_event
+from support.events import make_event, stored_row
 
 
 def test_a_whole_batch_fits_the_request_pipe_and_is_written_and_verifies(tmp_path):
@@ -15,10 +15,9 @@ def test_a_whole_batch_fits_the_request_pipe_and_is_written_and_verifies(tmp_pat
     writer.start()
     try:
         assert fcntl.fcntl(writer._writer.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
-        events = [dict(make_event(), seq=i + 1, received_ns=1, publisher="anonymous", tenant="default")
-                  for i in range(1000)]
-        assert len(writer._encode(events)) < PIPE_BYTES  # one write, no blocking halfway
-        writer.write_events(events)
+        rows = [stored_row(make_event(), seq=i + 1) for i in range(1000)]
+        assert len(writer._encode(rows)) < PIPE_BYTES  # one write, no blocking halfway
+        writer.write_stored(rows)
     finally:
         writer.close()
     files = sorted((tmp_path / "audit").glob("*.jsonl"))

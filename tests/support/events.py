@@ -28,3 +28,10 @@ def make_event(type: str = "authn.login", **fields: Any) -> dict:
 
 def make_events(n: int, **fields: Any) -> list[dict]:
     return [make_event(**fields) for _ in range(n)]
+
+
+def stored_row(event: dict, seq: int, received_ns: int = 1, publisher: str = "anonymous", tenant: str = "default") -> tuple:
+    """``event`` as the log stores it (secbus.log.stored): what ``on_events(stored)`` is given."""
+    import msgspec
+
+    return (seq, received_ns, publisher, tenant, msgspec.msgpack.encode(event))

@@ -4,6 +4,7 @@ It appends one JSON line per hook call to ``settings["out"]``, so a test in
 another process can see exactly what was delivered.  Settings switch on
 misbehaviour: ``fail_every`` (raise on every Nth ``on_events`` call),
 ``sleep_s`` (sleep in every ``on_events``), ``fail_startup``.
+``stored-recorder`` is the same handler taking ``on_events(stored)``.
 """
 
 import json
@@ -62,6 +63,22 @@ class Recorder:
 
 
 handler = Recorder()
+
+
+class StoredRecorder(Recorder):
+    """Declares ``on_events(stored)`` only: gets the batch as stored rows, never as dicts."""
+
+    @hookimpl
+    def on_events(self, stored):
+        from secbus.log.stored import decode_rows
+
+        events = decode_rows(stored)
+        self._write({"hook": "on_events", "seqs": [row[0] for row in stored], "ids": [e["id"] for e in events],
+                     "rows": all(type(row) is tuple and len(row) == 5 and type(row[4]) is bytes for row in stored),
+                     "events": events})
+
+
+stored_handler = StoredRecorder()
 
 
 class Typo:
