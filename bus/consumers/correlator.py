@@ -66,6 +66,7 @@ class CorrelatorRunner:
         self.replay_until = log_.head("events")
         newest = log_.read_stored(self.replay_until - 1, 1) if self.replay_until > self.position else []
         self.downtime_ns = max(0, time.time_ns() - newest[0][1]) if newest else 0
+        self._replaying = self.replay_until > self.position  # until no trace can hold a replayed event
         self.closed = 0
         self.failures = 0
         self.state = "starting"
@@ -159,7 +160,9 @@ class CorrelatorRunner:
         if not closed and cursor == self.cursor:
             return
         # a trace holding events read before this start may have been stored before a crash
-        replayed = any((t.get("first_seq") or 0) <= self.replay_until for t in closed)
+        replayed = self._replaying and any((t.get("first_seq") or 0) <= self.replay_until for t in closed)
+        if self._replaying and self.position >= self.replay_until and (oldest is None or oldest > self.replay_until):
+            self._replaying = False  # every later trace opens past replay_until
         self.log.append("traces", closed, cursor=(NAME, cursor), dedupe=replayed)
         self.cursor = cursor
         if closed:

@@ -98,7 +98,7 @@ def _compile_op(where: str, path: str, op: str, arg: Any) -> Predicate:
             pattern = re.compile(arg)
         except re.error as exc:
             raise RuleError(f"{where}: {path}: bad regex {arg!r}: {exc}") from None
-        return lambda v: isinstance(v, str) and pattern.search(v) is not None
+        return _memoised(lambda v: pattern.search(v) is not None)
     if op in ("cidr", "not_cidr"):
         items = arg if isinstance(arg, list) else [arg]
         try:
@@ -138,6 +138,28 @@ def _compile_op(where: str, path: str, op: str, arg: Any) -> Predicate:
             raise bad("true or false")
         return lambda v: (v is not MISSING) == arg
     raise RuleError(f"{where}: {path}: unknown operator {op!r}; known: {', '.join(OPERATORS)}")
+
+
+MEMO_ENTRIES = 4096  # distinct values remembered per regex test
+MEMO_CHARS = 256  # longer strings are matched every time
+
+
+def _memoised(test: Callable[[str], bool]) -> Callable[[Any], bool]:
+    """``test`` on strings, its answers remembered: the values a rule tests with a regex
+    (event types, mostly) repeat, and a dict lookup costs a fraction of a search.
+    Bounded: the first ``MEMO_ENTRIES`` strings up to ``MEMO_CHARS`` long."""
+    answers: dict[str, bool] = {}
+
+    def memoised(v: Any) -> bool:
+        if not isinstance(v, str):
+            return False
+        answer = answers.get(v)
+        if answer is None:
+            answer = test(v)
+            if len(answers) < MEMO_ENTRIES and len(v) <= MEMO_CHARS:
+                answers[v] = answer
+        return answer
+    return memoised
 
 
 def compile_test(where: str, path: str, spec: Any) -> Callable[[Any], bool]:

@@ -4,8 +4,10 @@ Why: in the broker's consumer process every handler shares one interpreter
 lock, and audit does the most Python work per event (redact, serialise, hash:
 ~10 us alone, 13-19 us beside a busy thread; benchmarks/FINDINGS.md section 6).
 It was the handler that fell behind first: at 30k events/s it needed about a
-third of that lock by itself.  Here the handler thread encodes each batch with
-msgspec (one C call, ~1 us per event), hands it to a child process running the
+third of that lock by itself.  Here the handler thread takes each batch as the
+log stores it (``on_events(stored)``: rows of msgpack, never decoded in the
+consumer process), encodes the rows with one msgspec call (~0.2 us per event),
+hands them to a child process that decodes them for its
 :class:`~.writer.AuditWriter`, and waits for the answer, so ``on_events``
 returns only once the records are written (and fsynced, with ``fsync =
 "batch"``), exactly as in-process.
@@ -17,8 +19,9 @@ was already written (by ``seq``, as on any redelivery).  The child exits when
 its pipes close, so it never outlives the consumer process; it ignores
 SIGINT/SIGTERM like its parent, which closes it at shutdown.
 
-It is a plain ``python -m secbus.handlers.audit.worker`` (two pipes, pickled
-messages through ``multiprocessing.connection``), not a ``multiprocessing``
+It is a plain ``python -m secbus.handlers.audit.worker`` (two pipes of
+``multiprocessing.connection``: requests as msgpack ``[kind, value]``, answers
+pickled), not a ``multiprocessing``
 child: a spawned one re-imports the broker's whole main module and brings a
 resource tracker process along (~40 + 13 MB idle, against ~23 MB this way).
 """
@@ -102,7 +105,7 @@ class WriterProcess:
                 log.warning("audit writer process ended (exit code %s); starting a new one", self._process.returncode)
             self._stop_child()
             self.start()  # resumes the chain from the files
-        self._call(("write", self._encode(rows)))
+        self._call(("write", rows))
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -113,7 +116,7 @@ class WriterProcess:
 
     def _call(self, message: tuple) -> None:
         try:
-            self._writer.send(message)
+            self._writer.send_bytes(self._encode(message))  # one msgspec call, no pickle copy
             status, value = self._reader.recv()
         except (EOFError, OSError) as exc:
             self._stop_child()
@@ -141,9 +144,10 @@ def serve(reader: Connection, writer_conn: Connection) -> None:
     """The child's loop: ("open", (name, settings, data_dir)) first, then ("write", rows) and ("close", None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    decode = msgspec.msgpack.Decoder().decode
     try:
-        kind, (name, settings, data_dir) = reader.recv()
-    except (EOFError, OSError, ValueError, TypeError):
+        kind, (name, settings, data_dir) = decode(reader.recv_bytes())
+    except (EOFError, OSError, ValueError, TypeError, msgspec.DecodeError):
         return
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s %(name)s[{name} writer]: %(message)s")
@@ -157,16 +161,15 @@ def serve(reader: Connection, writer_conn: Connection) -> None:
         return
     writer_conn.send(("ok", {"directory": str(writer.directory), "n": writer.n, "last_seq": writer.last_seq}))
     gcpolicy.tune()
-    decode = msgspec.msgpack.Decoder().decode
     while True:
         try:
-            kind, body = reader.recv()
+            kind, body = decode(reader.recv_bytes())
         except (EOFError, OSError):  # the consumer process is gone: make what was written durable
             writer.close()
             return
         try:
             if kind == "write":
-                writer.write_stored(decode(body))
+                writer.write_stored(body)
             elif kind == "close":
                 writer.close()
                 writer_conn.send(("ok", None))

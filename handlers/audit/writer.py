@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import time
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
@@ -240,18 +241,24 @@ class AuditWriter:
 
     def write_stored(self, rows: Sequence[Sequence]) -> int:
         """:meth:`write_events` for stored rows ``(seq, received_ns, publisher, tenant,
-        body)``; rows already written (by ``seq``) are skipped before they are decoded."""
-        fresh = [row for row in rows if row[0] > self.last_seq]
-        self.skipped_redelivered += len(rows) - len(fresh)
-        return self.write_events(decode_rows(fresh) if fresh else [])
+        body)``; rows already written (by ``seq``) are skipped before they are decoded,
+        and the bytes tell which events hold only JSON's plain types (:func:`chain.plain_msgpack`)."""
+        if rows and rows[0][0] <= self.last_seq:  # a redelivery (rows are in seq order)
+            fresh = [row for row in rows if row[0] > self.last_seq]
+            self.skipped_redelivered += len(rows) - len(fresh)
+            rows = fresh
+        return self.write_events(decode_rows(rows), [chain.plain_msgpack(row[4]) for row in rows])
 
-    def write_events(self, events: Iterable[dict]) -> int:
-        """Append the events not yet written (by ``seq``); return how many were."""
+    def write_events(self, events: Iterable[dict], plain: Iterable[bool] | None = None) -> int:
+        """Append the events not yet written (by ``seq``); return how many were.
+
+        ``plain``: per event, whether it is known to hold only str, int, bool, None, dicts and
+        lists (what :func:`chain.seal_event_line` would otherwise check)."""
         written = 0
         now = self.clock()
         if self.rotate_interval_ns and now - self._file_time >= self.rotate_interval_ns and self.n:
             self._rotate(now)
-        for event in events:
+        for event, known_plain in zip(events, plain if plain is not None else repeat(False)):
             seq = event.get("seq", -1)
             if seq <= self.last_seq:
                 self.skipped_redelivered += 1
@@ -262,7 +269,7 @@ class AuditWriter:
             self.last_seq = seq
             self.events += 1
             self._since_checkpoint += 1
-            self._write(*chain.seal_event_line(stored, seq, self.events, removed, self.n + 1, self.head))
+            self._write(*chain.seal_event_line(stored, seq, self.events, removed, self.n + 1, self.head, known_plain))
             written += 1
             if self._since_checkpoint >= self.checkpoint_every:
                 self._checkpoint(now)

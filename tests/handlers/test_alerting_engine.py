@@ -62,6 +62,20 @@ def test_each_condition_operator_matches_and_misses_as_documented(table, event_k
     assert compile_where("t", table)(login("success", **event_kw)) is expected
 
 
+def test_a_regex_test_answers_the_same_for_repeated_long_and_non_string_values(monkeypatch):
+    """Regex answers are remembered per value (bounded); remembering never changes one."""
+    from secbus.handlers.alerting import conditions
+
+    monkeypatch.setattr(conditions, "MEMO_ENTRIES", 3)
+    where = compile_where("t", {"type": {"regex": r"^authn\.(token|key)\."}})
+    types = ["authn.token.validate", "authn.login", "authn.key.check", "authz.check", "authn.token.refresh"]
+    for _ in range(3):  # first seen, then remembered (or, past the bound, searched again)
+        assert [where({"type": t}) for t in types] == [True, False, True, False, True]
+    long_type = "authn.token." + "x" * 300
+    assert where({"type": long_type}) and where({"type": long_type})
+    assert not where({"type": 7}) and not where({})
+
+
 def test_trace_conditions_read_outcome_counts_by_key_and_flags_by_member():
     trace = {"outcomes": {"failure": 2, "success": 1}, "flags": ["cross_platform"], "platforms": ["node", "python"]}
     assert compile_where("t", {"outcomes": {"contains": "failure"}, "flags": {"contains": "cross_platform"}})(trace)

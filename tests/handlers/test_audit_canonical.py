@@ -53,6 +53,25 @@ def test_random_values_with_floats_serialise_to_the_documented_bytes(value):
     assert chain.canonical(value) == documented(value)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(KEYS, values(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=40)
+                                   | st.floats(allow_nan=False, allow_infinity=False) | st.binary(max_size=4)),
+                       max_size=12))
+def test_msgpack_bytes_called_plain_decode_to_plain_values_only(value):
+    """plain_msgpack's "yes" must be certain: it lets the writer skip the type walk."""
+    data = msgpack.packb(value, use_bin_type=True)
+    if chain.plain_msgpack(data):
+        decoded = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        assert chain._plain(decoded.values())
+        assert chain.canonical(decoded, known_plain=True) == documented(decoded)
+
+
+def test_floats_bins_and_exts_in_msgpack_are_never_called_plain():
+    for value in ({"a": 0.5}, {"a": [1, {"b": 1e300}]}, {"a": b"x"}, {"a": msgpack.ExtType(1, b"x")}):
+        assert not chain.plain_msgpack(msgpack.packb(value, use_bin_type=True, use_single_float=False))
+    assert chain.plain_msgpack(msgpack.packb({"a": [1, "x", None, True, {"b": -5}]}))
+
+
 @pytest.mark.parametrize("path", vectors.PATHS, ids=lambda p: p.stem)
 def test_every_shared_vector_as_an_audit_record_serialises_to_the_documented_bytes(path):
     event = msgpack.unpackb(bytes.fromhex(vectors.load(path)["msgpack"]), raw=False, strict_map_key=False)

@@ -16,6 +16,8 @@ from secbus.handlers.audit.signing import Signer, Verifier, generate
 from secbus.handlers.audit.verify import verify_command, verify_files
 from secbus.handlers.audit.writer import HEAD_NAME, AuditWriter, audit_files
 
+from support.events import stored_row
+
 from .events import make_event
 
 
@@ -152,6 +154,27 @@ def test_time_rotation_starts_a_new_file_with_the_chain_intact(tmp_path):
     writer.close()
     assert len(audit_files(tmp_path)) == 2
     assert verify_files([tmp_path]).ok
+
+
+def test_stored_rows_are_written_as_the_same_lines_as_their_dicts_floats_and_redelivery_included(tmp_path):
+    """write_stored (the writer process's path: rows, plain-type hints from the bytes) and
+    write_events (dicts) write byte-identical files."""
+    events = [make_event(seq=i + 1, attrs=attrs) for i, attrs in enumerate(
+        [{"n": 1}, {"ratio": 0.25}, {"name": "\u0107\u00e9"}, {"password": "x", "ok": True}, {"big": 2**63}])]
+    rows = [stored_row({k: v for k, v in e.items() if k not in ("seq", "received_ns", "publisher", "tenant")},
+                       e["seq"], e["received_ns"], e["publisher"], e["tenant"]) for e in events]
+    by_dicts = AuditWriter(tmp_path / "dicts", clock=iter(range(10**9, 10**10, 1000)).__next__)
+    by_dicts.open()
+    by_dicts.write_events(events[:3])
+    by_dicts.write_events(events[1:])
+    by_rows = AuditWriter(tmp_path / "rows", clock=iter(range(10**9, 10**10, 1000)).__next__)
+    by_rows.open()
+    by_rows.write_stored(rows[:3])
+    assert by_rows.write_stored(rows[1:]) == 2  # two of these were written already
+    by_dicts.close(), by_rows.close()
+    assert by_rows.skipped_redelivered == by_dicts.skipped_redelivered == 2
+    read = lambda d: b"".join(f.read_bytes() for f in sorted(d.glob("*.jsonl"))).replace(b"/dicts", b"").replace(b"/rows", b"")
+    assert read(tmp_path / "dicts") == read(tmp_path / "rows")
 
 
 def test_redelivered_events_are_not_written_twice_after_a_restart(tmp_path):

@@ -16,7 +16,7 @@ def test_a_whole_batch_fits_the_request_pipe_and_is_written_and_verifies(tmp_pat
     try:
         assert fcntl.fcntl(writer._writer.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
         rows = [stored_row(make_event(), seq=i + 1) for i in range(1000)]
-        assert len(writer._encode(rows)) < PIPE_BYTES  # one write, no blocking halfway
+        assert len(writer._encode(("write", rows))) < PIPE_BYTES  # one write, no blocking halfway
         writer.write_stored(rows)
     finally:
         writer.close()
