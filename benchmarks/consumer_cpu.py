@@ -26,7 +26,7 @@ import tempfile
 import time
 
 from . import components
-from .e2e import BUILTINS, LagSampler, batch_for, handler_lags, publishers_for
+from .e2e import BUILTINS, LagSampler, batch_for, consumer_lags, publishers_for
 from .harness import wait_until
 from .loadgen import collect, paced_load
 
@@ -57,7 +57,7 @@ def one_run(support, tree: str, rate: float, duration: float) -> tuple[float, di
         sampler.start()
         _, q, procs = paced_load(broker.ingest, rate, duration, batch_for(rate), publishers_for(rate))
         accepted = sum(r["accepted"] for r in collect(q, procs, duration + 60))
-        wait_until(lambda: all(v == 0 for v in handler_lags(broker).values()), timeout=120, interval=0.05)
+        wait_until(lambda: all(v == 0 for v in consumer_lags(broker).values()), timeout=120, interval=0.05)
         used = sum(cpu_seconds(pid) - before[pid] for pid in consumers)
         return used / accepted * 1e6, sampler.stop()
     finally:

@@ -8,9 +8,9 @@ point that measures ``now - event.ts`` for every event it is given:
   a schedule (batches of ~5 ms of events, as an SDK's linger would), so a slow
   broker shows as latency, not as a lower offered rate; we record
   publish-to-ACK per batch and publish-to-handler per event, and sample every
-  handler's lag from ``/healthz``;
+  handler's and the correlator's lag from ``/healthz``;
 * publish-to-ACK p99 at 20k events/s;
-* a ladder of rising rates: the highest rate at which every handler's lag
+* a ladder of rising rates: the highest rate at which every handler's and the correlator's lag
   stays bounded (never more than one second of events behind during the run,
   and back to zero within 5 s after it);
 * publish-to-alert: four failed ``authn.login`` for a fresh user, then the
@@ -66,18 +66,24 @@ def probe(broker) -> dict:
     return json.loads(body)
 
 
-def handler_lags(broker) -> dict[str, int]:
+def consumer_lags(broker) -> dict[str, int]:
+    """Events behind the log head, per handler and for the correlator (a trace can only
+    reach on_trace once the correlator has read its events: it must keep up too)."""
+    health = broker.healthz()
     out = {}
-    for name, h in (broker.healthz().get("handlers") or {}).items():
+    for name, h in (health.get("handlers") or {}).items():
         lag = h.get("lag")
         if isinstance(lag, dict):  # per stream
             lag = lag.get("events", max(lag.values(), default=0))
         out[name] = int(lag or 0)
+    correlator = (health.get("correlator") or {}).get("lag") or {}
+    if "events" in correlator:
+        out["correlator"] = int(correlator["events"] or 0)
     return out
 
 
 class LagSampler(threading.Thread):
-    """Polls /healthz every 0.2 s and keeps each handler's highest lag."""
+    """Polls /healthz every 0.2 s and keeps each consumer's highest lag (handlers, correlator)."""
 
     def __init__(self, broker):
         super().__init__(daemon=True)
@@ -88,7 +94,7 @@ class LagSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop_flag.wait(0.2):
             try:
-                for name, lag in handler_lags(self.broker).items():
+                for name, lag in consumer_lags(self.broker).items():
                     self.max[name] = max(self.max.get(name, 0), lag)
             except Exception:  # noqa: BLE001 - a slow /healthz under load is a data point, not a failure
                 pass
@@ -115,9 +121,9 @@ def _fixed_rate(broker, rate: float, duration: float, probing: bool = True) -> d
     accepted = sum(r["accepted"] for r in results)
     drained = None
     try:
-        # within DRAIN_S every handler must be back to lag 0 (and the probe must have every event)
+        # within DRAIN_S every consumer must be back to lag 0 (and the probe must have every event)
         drained = wait_until(lambda: (not probing or probe(broker)["count"] >= accepted)
-                             and all(v == 0 for v in handler_lags(broker).values()) and time.time(),
+                             and all(v == 0 for v in consumer_lags(broker).values()) and time.time(),
                              timeout=DRAIN_S + 1, interval=0.05)
     except TimeoutError:
         pass
@@ -142,7 +148,7 @@ def _fixed_rate(broker, rate: float, duration: float, probing: bool = True) -> d
 
 
 def bounded(step: dict) -> bool:
-    """Every handler kept up: lag never above one second of events, drained within 5 s, nothing lost."""
+    """Every consumer (handlers, correlator) kept up: lag never above one second of events, drained within 5 s, nothing lost."""
     if step["drain_s"] is None or step["drain_s"] > DRAIN_S or step["errors"] or step["unacked_batches"]:
         return False
     if step["publisher_max_lateness_ms"] > 1000:  # the offered rate itself was not reached
@@ -275,8 +281,8 @@ def run(cfg: Config) -> Section:
                               TARGET_ACK_P99_MS, med["without"], "ms", False,
                               "median of runs", why="per-event Python work in the ingest thread (FINDINGS.md 1, 5)"))
     lsteps, best = ladder(cfg, steps)
-    lt = Table("Rate ladder: does every handler keep up? (rising, then bisecting)",
-               ["events/s", "accepted", "max lag by handler", "drained after (s)", "bounded"])
+    lt = Table("Rate ladder: does every consumer (handlers, correlator) keep up? (rising, then bisecting)",
+               ["events/s", "accepted", "max lag by consumer", "drained after (s)", "bounded"])
     for rate, step in lsteps.items():
         lt.rows.append([rate, step["accepted"], ", ".join(f"{k} {v:,}" for k, v in sorted(step["max_lag"].items())),
                         step["drain_s"], "yes" if bounded(step) else "NO"])

@@ -22,7 +22,7 @@ import threading
 from . import components
 from .brokers import bench_broker
 from .config import Config
-from .e2e import handler_lags
+from .e2e import consumer_lags
 from .loadgen import broker_ingest_rate
 from .result import Section, Table, Target
 
@@ -112,7 +112,7 @@ def run(cfg: Config) -> Section:
         sampler.stop_flag.set()
         sampler.join(5)
         after = proc_status_mb(pid)
-        lags = handler_lags(broker)
+        lags = consumer_lags(broker)
         health = broker.healthz()
     backlog = lags.get("bench-probe")
     sec.figures.update(before_mb=before, after_mb=after, max_rss_mb=sampler.max_rss, load=load, backlog=backlog,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import components
 from .config import Config
-from .e2e import handler_lags
+from .e2e import consumer_lags
 from .harness import wait_until
 from .result import Section, Table
 
@@ -112,9 +112,9 @@ def run(cfg: Config) -> Section:
         except TimeoutError:
             pass
         try:
-            wait_until(lambda: all(v == 0 for v in handler_lags(broker).values()), timeout=120, interval=0.2)
+            wait_until(lambda: all(v == 0 for v in consumer_lags(broker).values()), timeout=120, interval=0.2)
         except TimeoutError:
-            sec.notes.append(f"handlers did not drain within 120 s: {handler_lags(broker)}")
+            sec.notes.append(f"handlers did not drain within 120 s: {consumer_lags(broker)}")
         health = broker.healthz()
         broker.stop()
         stored = [e["id"] for e in broker.events()]
