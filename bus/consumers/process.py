@@ -1,4 +1,4 @@
-"""The consumer process: correlator, live feed, handler runners and HTTP, beside ingest.
+"""The consumer process: live feed, handler runners and HTTP beside ingest; it starts the correlator's.
 
 Why a process of its own: the consumers used to share the broker's one
 interpreter lock with ingest, so the correlator and every busy handler took
@@ -55,7 +55,7 @@ from ..config import RUNNER_KEYS, data_dir_of, handler_settings
 from ..log import open_log
 from ..log.base import STREAMS
 from ..log.cache import CachedLog
-from .correlator import CorrelatorRunner
+from .correlator_process import CorrelatorProcess
 from .feed import Feed
 from .plugin_app import PluginApp
 from .plugins import plugin_manager
@@ -98,7 +98,7 @@ class ConsumerProcess:
         self.security.start(self.ctx)  # the ZAP handler must run before the CURVE feed socket binds
         self.feed = Feed(self.ctx, addresses["feed"], self.log, self.wakeup, self.config["feed"], self.security)
         self.addresses["feed"] = self.feed.endpoint
-        self.correlator = CorrelatorRunner(self.log, self.wakeup, self.config["correlation"])
+        self.correlator = CorrelatorProcess(self.log, self.wakeup, self.config)
         self.http = HttpServer(addresses["http"], self.stats, self.security.http_middlewares())
         self._load_handlers()
         self.consumers = [self.correlator, *self.runners, self.feed]
@@ -159,8 +159,10 @@ class ConsumerProcess:
             kind = message[0]
             if kind == "rows":
                 self.follower.offer(message[1])
+                self.correlator.offer(message[1])
             elif kind == "head":
                 self.follower.advance(message[1])
+                self.correlator.advance(message[1])
             elif kind == "stats":
                 with self._answered:
                     self._answers[message[1]] = message[2]
@@ -218,7 +220,7 @@ class ConsumerProcess:
         }
         doc["correlator"] = self.correlator.health()
         doc["feed"] = self.feed.health()
-        doc["open_traces"] = self.correlator.correlator.open_count
+        doc["open_traces"] = self.correlator.open_count
         doc["consumers"] = {**ingest.get("consumers", {}), "pid": os.getpid(), "tail": self.follower.health()}
         return doc
 

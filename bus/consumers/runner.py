@@ -212,9 +212,14 @@ class HandlerRunner:
                 self._advance(stream, last, len(stored))
             else:
                 key = "trace" if stream == "traces" else "alert"
-                for record in records:
-                    hook(**{key: record})
-                    self._advance(stream, record["seq"], 1)
+                handled = 0
+                try:
+                    for record in records:
+                        hook(**{key: record})
+                        handled += 1
+                finally:  # the cursor moves past what was handled, once per batch
+                    if handled:
+                        self._advance(stream, records[handled - 1]["seq"], handled)
         except BaseException as exc:  # even SystemExit from a plugin is its failure, not the broker's
             self._failed(stream, first, last, exc)
             return False

@@ -165,11 +165,15 @@ class CachedLog(EventLog):
 
     def append(self, stream, records, cursor=None, dedupe=False):
         seqs, bodies = self.inner.append_encoded(stream, records, cursor, dedupe)
-        stored = [(seq, body) for seq, body in zip(seqs, bodies) if seq is not None]
+        self.put_stored(stream, [(seq, body) for seq, body in zip(seqs, bodies) if seq is not None])
+        return seqs
+
+    def put_stored(self, stream: str, stored: list[tuple[int, bytes]]) -> None:
+        """Add traces or alerts another process appended to the inner log, as ``(seq, body)``
+        in seq order (the correlator process's traces: :mod:`secbus.consumers.correlator_process`)."""
         if stored:
             with self._lock:
                 self._tails[stream].add(stored[0][0], stored, None, [len(body) for _, body in stored])
-        return seqs
 
     def fill_events(self, after: int, limit: int) -> int:
         """Read events after ``after`` from the inner log into the tail (a reader process

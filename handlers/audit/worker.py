@@ -39,29 +39,13 @@ from typing import Any
 import msgspec
 
 from secbus import gcpolicy
+from secbus.pipes import end_child, start_child
 
 log = logging.getLogger("secbus.handlers.audit")
 
 
 class WorkerError(RuntimeError):
     """The audit writer process failed a request or died."""
-
-
-PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size; a batch of 1000 events is ~0.5 MB
-
-
-def _widen(fd: int) -> None:
-    """Give the request pipe room for a whole batch (Linux; elsewhere it stays as it is).
-
-    Why: through the default 64 KiB pipe a batch went in a dozen blocking writes, and each
-    one let the consumer process's interpreter lock go; getting it back behind that busy
-    process's other threads is what kept the writer waiting between batches (FINDINGS.md 7)."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-    except (ImportError, AttributeError, OSError) as exc:  # not Linux, or over pipe-max-size
-        log.debug("audit writer pipe stays at its default size: %s", exc)
 
 
 class WriterProcess:
@@ -81,18 +65,7 @@ class WriterProcess:
     def start(self) -> dict[str, Any]:
         """Start the writer process (a fresh interpreter: the consumer process has threads,
         so a fork could inherit a lock another thread held) and wait until the chain is open."""
-        ours_read, theirs_write = os.pipe()
-        theirs_read, ours_write = os.pipe()
-        _widen(theirs_read)  # one pipe object per direction: widening one end widens both
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs_read), str(theirs_write)],
-                pass_fds=(theirs_read, theirs_write), stdin=subprocess.DEVNULL)
-        finally:
-            os.close(theirs_read)
-            os.close(theirs_write)
-        self._reader = Connection(ours_read, writable=False)
-        self._writer = Connection(ours_write, readable=False)
+        self._process, self._reader, self._writer = start_child(__name__)
         self._call(("open", self._args))
         self.opened = self._last
         return self.opened
@@ -128,16 +101,8 @@ class WriterProcess:
         self._last = value
 
     def _stop_child(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                conn.close()
+        end_child(self._process, self._reader, self._writer, wait_s=10.0)
         self._reader = self._writer = None
-        if self._process is not None:
-            try:
-                self._process.wait(10.0)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
 
 
 def serve(reader: Connection, writer_conn: Connection) -> None:

@@ -84,3 +84,30 @@ def test_live_feed_publishes_events_traces_and_filters_by_topic_prefix(broker_fa
     assert [t for t, _ in events] == [b"event.authz.check"]  # authn.login was filtered out
     assert events[0][1]["id"] == authz["id"] and events[0][1]["seq"] == 2
     sub.close(0)
+
+
+def test_a_killed_correlator_process_is_started_again_and_every_trace_is_stored_once(broker_factory, recorder_installed, recording):
+    """The correlator runs in a process of its own; SIGKILLed between two waves of traces,
+    another one resumes from its cursor: every trace reaches on_trace and the log once."""
+    import os
+    import signal
+
+    b = broker_factory(config={**FAST, "handlers": {"recorder": {"out": str(recording.path)}}}, handlers=["recorder"])
+    health = b.healthz()
+    pid = health["correlator"]["process"]["pid"]
+    assert pid not in (None, health["consumers"]["pid"], health["pid"])
+    waves = [[e for _ in range(10) for e in two_service_trace()] for _ in range(2)]
+    with b.client() as c:
+        c.publish(waves[0])
+        wait_until(lambda: b.healthz()["correlator"]["position"] == 20, message="the first wave read")
+        os.kill(pid, signal.SIGKILL)  # its 10 traces are still open: they live only in its memory
+        wait_until(lambda: b.healthz()["correlator"]["process"]["restarts"] == 1, timeout=15, message="another correlator process")
+        c.publish(waves[1])
+    expected = {e["trace_id"] for wave in waves for e in wave}
+    wait_until(lambda: {t["trace_id"] for t in recording.traces()} == expected, timeout=15,
+               message=lambda: f"20 traces delivered, have {len(recording.traces())}")
+    wait_until(lambda: b.healthz()["open_traces"] == 0, message="nothing left open")
+    assert sorted(t["trace_id"] for t in b.traces()) == sorted(expected)  # stored once each
+    assert all(len(t["events"]) == 2 for t in recording.traces())
+    assert b.healthz()["correlator"]["process"]["pid"] != pid
+    assert "correlator process ended" in b.log_text()

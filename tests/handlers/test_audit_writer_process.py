@@ -5,7 +5,8 @@ from __future__ import annotations
 import fcntl
 import subprocess
 
-from secbus.handlers.audit.worker import PIPE_BYTES, WriterProcess
+from secbus.handlers.audit.worker import WriterProcess
+from secbus.pipes import PIPE_BYTES
 from support.broker import secbus_command
 from support.events import make_event, stored_row
 
