@@ -241,7 +241,7 @@ def serve(config: dict[str, Any], out=sys.stdout) -> int:
     for name in ("ingest", "feed", "http"):
         if broker.addresses.get(name):
             print(f"secbus: {name} listening on {broker.addresses[name]}", file=out, flush=True)
-    print(f"secbus: pid {os.getpid()} (ingest), {broker.consumers.pid} (consumers: correlator, feed, handlers, HTTP)", file=out, flush=True)
+    print(f"secbus: pid {os.getpid()} (ingest), {broker.consumers.pid} (consumers: feed, handlers, HTTP; the correlator and audit writer are its children)", file=out, flush=True)
     print("secbus: ready", file=out, flush=True)
     while not requested.wait(0.5):
         pass
