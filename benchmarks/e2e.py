@@ -291,7 +291,7 @@ def run(cfg: Config) -> Section:
     sec.figures["highest_bounded_rate"] = best
     sec.targets.append(Target("End to end with built-in handlers (highest bounded rate)", TARGET_E2E_RATE, float(best),
                               "events/s", True, "bounded: lag never above 1 s of events, 0 again within 5 s",
-                              why="the audit chain (its writer process) and the consumer process's one interpreter lock (correlator, other handlers) share 2 cores with ingest and the publishers; above ~37k every handler falls behind together: the consumer process is CPU-bound (FINDINGS.md 6, 9)"))
+                              why="the whole machine: ingest, the consumer process, the correlator and the audit writer need ~43 us of CPU per event together, so 2 cores shared with the publishers are full near 40k; the handlers with on_trace (alerting, metrics) fall behind first (FINDINGS.md 10)"))
     if al is not None:
         sec.tables.append(Table("Publish-to-alert (threshold rule authn-brute-force, 5th failed login -> alert on the live feed)",
                                 ["trials", "missed", "p50 (ms)", "p99 (ms)", "max (ms)"],
