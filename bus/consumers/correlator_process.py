@@ -64,7 +64,7 @@ from .wakeup import Wakeup
 
 log = logging.getLogger("secbus.correlator")
 
-#: How long the child may take to open the log and rebuild nothing yet (it replays after "ready").
+#: How long the child may take to open the log (it replays what it must once running).
 START_TIMEOUT_S = 60.0
 #: Restart backoff after the child died: first wait, cap.
 RESTART_BACKOFF_S = (0.5, 30.0)
