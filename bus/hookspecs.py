@@ -80,7 +80,7 @@ def on_events(events: list[dict], stored: list[tuple]) -> None:
 
 
 @hookspec
-def on_trace(trace: dict) -> None:
+def on_trace(trace: dict, stored: tuple) -> None:
     """Called with one closed, correlated trace.
 
     Keys: ``tenant``, ``trace_id``, ``events`` (in time order),
@@ -88,6 +88,12 @@ def on_trace(trace: dict) -> None:
     ``flags`` (a list from ``cross_platform``, ``mixed_outcomes``, ``evicted``,
     ``late``) and ``seq`` (the trace log offset). Same delivery rules as
     :func:`on_events`.
+
+    ``stored`` is the same trace as ``(seq, body)``: ``body`` is the msgpack
+    of ``trace`` without ``seq``. As for :func:`on_events`, declare only
+    what you use: a handler that takes only ``stored`` is never given a
+    decoded trace, so a handler that reads a few fields (decoding just those,
+    e.g. with a msgspec Struct) does not pay for every event in the trace.
     """
 
 

@@ -64,9 +64,9 @@ class HandlerRunner:
         hooks = implemented_hooks(pm, plugin)
         self.callers = {h: caller_for(pm, plugin, h) for h in HOOK_STREAM if h in hooks}
         self.streams = {HOOK_STREAM[h]: h for h in self.callers}
-        # on_events(events, stored): dicts only for a handler that declares ``events``
-        events_impls = self.callers["on_events"].get_hookimpls() if "on_events" in self.callers else []
-        self._event_dicts = any("events" in impl.argnames for impl in events_impls)
+        # on_events(events, stored), on_trace(trace, stored): dicts only for a handler that asks
+        self._event_dicts = "events" in self._declared("on_events")
+        self._trace_dicts = "trace" in self._declared("on_trace")
         self.has_shutdown = "shutdown" in hooks
         self.cursors: dict[str, int] = {}
         for stream in self.streams:
@@ -90,6 +90,11 @@ class HandlerRunner:
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"handler-{name}", daemon=True)
+
+    def _declared(self, hook: str) -> set[str]:
+        """The arguments this handler's ``hook`` takes (pluggy passes it only those)."""
+        caller = self.callers.get(hook)
+        return {name for impl in (caller.get_hookimpls() if caller else []) for name in impl.argnames}
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -196,37 +201,37 @@ class HandlerRunner:
             cursor = self.cursors[stream] = target
             self.log.set_cursor(self.name, stream, cursor)
         hook = self.callers[self.streams[stream]]
-        if stream == "events":
-            stored, events = self.log.read_events(cursor, self.batch_size, self._event_dicts)
-            if not stored:
-                return False
-            first, last = stored[0][0], stored[-1][0]
-        else:
-            records = self.log.read(stream, cursor, self.batch_size)
-            if not records:
-                return False
-            first, last = records[0]["seq"], records[-1]["seq"]
+        calls = self._read(stream, cursor)
+        if not calls:
+            return False
+        done, count = None, 0
         try:
-            if stream == "events":
-                hook(events=events, stored=stored)
-                self._advance(stream, last, len(stored))
-            else:
-                key = "trace" if stream == "traces" else "alert"
-                handled = 0
-                try:
-                    for record in records:
-                        hook(**{key: record})
-                        handled += 1
-                finally:  # the cursor moves past what was handled, once per batch
-                    if handled:
-                        self._advance(stream, records[handled - 1]["seq"], handled)
+            try:
+                for kwargs, _, last, n in calls:
+                    hook(**kwargs)
+                    done, count = last, count + n
+            finally:  # the cursor moves past what was handled, once per batch
+                if done is not None:
+                    self._advance(stream, done, count)
         except BaseException as exc:  # even SystemExit from a plugin is its failure, not the broker's
-            self._failed(stream, first, last, exc)
+            self._failed(stream, calls[0][1], calls[-1][2], exc)
             return False
         self._consecutive = 0
         if self.state == "retrying":
             self.state = "running"
         return True
+
+    def _read(self, stream: str, cursor: int) -> list[tuple[dict, int, int, int]]:
+        """The next batch as hook calls ``(kwargs, first seq, last seq, records)``: one ``on_events`` call
+        for the events read, one call per trace or alert; dicts only where the hook asks."""
+        if stream == "events":
+            stored, events = self.log.read_events(cursor, self.batch_size, self._event_dicts)
+            return [({"events": events, "stored": stored}, stored[0][0], stored[-1][0], len(stored))] if stored else []
+        if stream == "traces":
+            stored, traces = self.log.read_records(stream, cursor, self.batch_size, self._trace_dicts)
+            return [({"trace": traces[i] if traces is not None else None, "stored": raw}, raw[0], raw[0], 1)
+                    for i, raw in enumerate(stored)]
+        return [({"alert": alert}, alert["seq"], alert["seq"], 1) for alert in self.log.read(stream, cursor, self.batch_size)]
 
     def _advance(self, stream: str, seq: int, n: int) -> None:
         self.cursors[stream] = seq

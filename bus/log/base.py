@@ -94,6 +94,17 @@ class EventLog(ABC):
             out.append((event["seq"], event["received_ns"], event["publisher"], event["tenant"], encode(body)))
         return out
 
+    def read_records(self, stream: str, after: int, limit: int, dicts: bool = True) -> tuple[list[tuple[int, bytes]], list[dict] | None]:
+        """Traces or alerts of one range as ``(seq, body)`` (``body``: the record's msgpack
+        without ``seq``) and, with ``dicts``, as ``read`` gives them: what ``on_trace(trace,
+        stored)`` is given.  This default encodes what :meth:`read` returns."""
+        import msgspec
+
+        encode = msgspec.msgpack.Encoder().encode
+        records = self.read(stream, after, limit)
+        stored = [(r["seq"], encode({k: v for k, v in r.items() if k != "seq"})) for r in records]
+        return stored, (records if dicts else None)
+
     def read_events(self, after: int, limit: int, dicts: bool = True) -> tuple[list[tuple], list[dict] | None]:
         """The next events of one range as stored rows and, with ``dicts``, as the dicts
         ``read("events", ...)`` gives: what a handler's ``on_events(events, stored)`` is given."""

@@ -119,6 +119,13 @@ class Engine:
             self.last_event_seq = seq
         return self.alerts_published - before
 
+    def trace_may_match(self, trace: dict) -> bool:
+        """Whether a trace rule could read this trace's events: its ``trace_where`` (on the
+        trace's own fields) holds, or it has none.  A redelivered trace needs none."""
+        if trace.get("seq", -1) <= self.last_trace_seq:
+            return False
+        return any(rule.trace_where is None or rule.trace_where(trace) for rule in self._trace_rules)
+
     def process_trace(self, trace: dict) -> int:
         before = self.alerts_published
         seq = trace.get("seq", -1)

@@ -41,6 +41,7 @@ import asyncio
 import threading
 import time
 
+import msgspec
 from aiohttp import web
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -58,6 +59,13 @@ SDK_STATS_TYPE = "perf.sdk.stats"
 SDK_FIGURES = ("queued", "spooled", "dropped", "fallback", "replayed", "rejected")
 # Verification checks take microseconds (a cached token) to seconds (a remote key server).
 DURATION_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _TraceFlags(msgspec.Struct):
+    flags: list = []
+
+
+_trace_flags = msgspec.msgpack.Decoder(_TraceFlags).decode
 
 
 class MetricsHandler:
@@ -135,10 +143,12 @@ class MetricsHandler:
                                                 "tenant": tenant}))
 
     @hookimpl
-    def on_trace(self, trace: dict) -> None:
+    def on_trace(self, stored: tuple) -> None:
+        # only the flags are counted: decode just them, not the trace's events
+        flags = _trace_flags(stored[1]).flags
         with self._pending_lock:
             pending = self._pending_traces
-            for flag in trace.get("flags") or ["none"]:
+            for flag in flags or ["none"]:
                 pending[flag] = pending.get(flag, 0) + 1
 
     def _add_pending_traces(self) -> None:

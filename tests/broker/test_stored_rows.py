@@ -105,6 +105,17 @@ def test_the_tail_cache_decodes_a_range_only_when_a_reader_asks_for_dicts(tmp_pa
         log.close()
 
 
+def runners_for(log, plugins: dict, batch_size: int):
+    """A real runner per plugin (by name) on ``log``, sharing one Wakeup; not started."""
+    pm = pluggy.PluginManager("secbus")
+    pm.add_hookspecs(hookspecs)
+    for name, plugin in plugins.items():
+        pm.register(plugin, name=name)
+    wakeup = Wakeup()
+    options = {"lag_policy": "block", "max_lag": 10**6, "batch_size": batch_size}
+    return wakeup, [HandlerRunner(name, plugin, pm, log, wakeup, options) for name, plugin in plugins.items()]
+
+
 class TakesStored:
     def __init__(self):
         self.batches = []
@@ -126,14 +137,8 @@ class TakesBoth:
 def test_the_runner_gives_on_events_only_the_arguments_it_declares_and_decodes_only_for_events(tmp_path):
     inner = SqliteLog(tmp_path)
     log = CachedLog(inner, capacity=100)
-    pm = pluggy.PluginManager("secbus")
-    pm.add_hookspecs(hookspecs)
     rows_only, both = TakesStored(), TakesBoth()
-    pm.register(rows_only, name="rows-only")
-    pm.register(both, name="both")
-    wakeup = Wakeup()
-    options = {"lag_policy": "block", "max_lag": 10**6, "batch_size": 4}
-    runners = [HandlerRunner(name, plugin, pm, log, wakeup, options) for name, plugin in (("rows-only", rows_only), ("both", both))]
+    wakeup, runners = runners_for(log, {"rows-only": rows_only, "both": both}, batch_size=4)
     try:
         records = [stamped(make_event()) for _ in range(10)]
         log.put_rows(committed.rows(committed.pack(records, inner.append_events(records)), 0))
@@ -151,6 +156,35 @@ def test_the_runner_gives_on_events_only_the_arguments_it_declares_and_decodes_o
     finally:
         for runner in runners:
             runner.stop(time.monotonic() + 5)
+        log.close()
+
+
+class TakesStoredTrace:
+    def __init__(self):
+        self.traces = []
+
+    @hookimpl
+    def on_trace(self, stored):
+        self.traces.append(stored)
+
+
+def test_a_handler_taking_on_trace_stored_gets_seq_and_body_and_nothing_is_decoded(tmp_path):
+    log = CachedLog(SqliteLog(tmp_path), capacity=100)
+    plugin = TakesStoredTrace()
+    wakeup, (runner,) = runners_for(log, {"stored-traces": plugin}, batch_size=2)
+    try:
+        events = [make_event() for _ in range(3)]
+        traces = [{"tenant": "default", "trace_id": e["trace_id"], "events": [e], "flags": [], "first_seq": i + 1}
+                  for i, e in enumerate(events)]
+        log.append("traces", traces)
+        wakeup.advance("traces", 3)
+        runner.start()
+        wait_until(lambda: runner.cursors["traces"] == 3, message="three traces delivered")
+        assert [seq for seq, _ in plugin.traces] == [1, 2, 3]
+        assert log.stats()["cache"]["traces"]["decoded"] == 0
+        assert [dict(decode(body), seq=seq) for seq, body in plugin.traces] == log.read("traces", 0, 3)  # what `trace` is
+    finally:
+        runner.stop(time.monotonic() + 5)
         log.close()
 
 

@@ -11,6 +11,8 @@ from secbus.handlers.alerting.conditions import RuleError, compile_where
 from secbus.handlers.alerting.engine import Engine
 from secbus.handlers.alerting.rules import load_rules, parse_rules
 
+from support.events import stored_trace
+
 from .events import SEC, make_event
 
 T0 = 1_763_900_000 * SEC
@@ -295,6 +297,37 @@ def test_trace_rule_stays_silent_when_both_verdicts_come_from_one_platform_or_ag
     engine.process_trace(trace_of(same_platform, seq=1))
     engine.process_trace(trace_of(agree, flags=("cross_platform",), seq=2))
     assert of_rule(alerts, "security-split-signature-verdict") == []
+
+
+def test_the_plugin_decodes_a_stored_trace_s_events_only_when_a_trace_rule_can_read_them(tmp_path, monkeypatch):
+    """on_trace(stored): a trace no trace_where accepts is judged on its own fields; one that
+    passes gets its events decoded, and the alert is the one the dict path raises."""
+    from secbus.handlers.alerting import plugin as alerting_plugin
+
+    from .helpers import PluginHandle
+
+    decoded = []
+    real = alerting_plugin._decode
+    monkeypatch.setattr(alerting_plugin, "_decode", lambda raw: decoded.append(1) or real(raw))
+    handler = alerting_plugin.AlertingHandler()
+    app = PluginHandle("alerting", {}, tmp_path)
+    handler.startup(app)
+    try:
+        tid = "4bf92f3577b34da6a3ce929d0e0e4738"
+        split = [make_event("authn.signature.verify", "success", platform="python", trace_id=tid, ts=T0),
+                 make_event("authn.signature.verify", "failure", platform="node", trace_id=tid, ts=T0 + SEC)]
+        one_platform = [make_event("authn.signature.verify", o, platform="node", trace_id=tid, ts=T0 + i)
+                        for i, o in enumerate(["success", "failure"])]
+        handler.on_trace(stored_trace(trace_of(one_platform, flags=("mixed_outcomes",), seq=1), seq=1))
+        assert decoded == [] and app.alerts == []  # not cross_platform: its events never decoded
+        handler.on_trace(stored_trace(trace_of(split, seq=2), seq=2))
+        assert decoded == [1]
+        [alert] = [a for a in app.alerts if a["rule"] == "security-split-signature-verdict"]
+        assert alert["trace_ids"] == [tid] and sorted(alert["event_ids"]) == sorted(e["id"] for e in split)
+        handler.on_trace(stored_trace(trace_of(split, seq=2), seq=2))  # redelivered
+        assert decoded == [1] and len(app.alerts) == 1
+    finally:
+        handler.shutdown()
 
 
 # ---------------------------------------------------------------- state/bounds

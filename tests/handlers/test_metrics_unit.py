@@ -10,6 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from secbus.handlers.metrics.guard import OTHER, CardinalityGuard
 from secbus.handlers.metrics.plugin import MetricsHandler
 
+from support.events import stored_trace
+
 from .events import make_event
 from .helpers import PluginHandle
 
@@ -49,8 +51,8 @@ def test_events_are_counted_by_type_outcome_platform_and_tenant(tmp_path):
 
 def test_traces_alerts_and_broker_figures_are_exposed(tmp_path):
     m = started(tmp_path)
-    m.on_trace({"flags": ["cross_platform", "mixed_outcomes"]})
-    m.on_trace({"flags": []})
+    m.on_trace(stored_trace({"flags": ["cross_platform", "mixed_outcomes"], "events": [{"id": "x"}]}))
+    m.on_trace(stored_trace({"flags": []}))
     m.on_alert({"rule": "authn-brute-force", "severity": "high"})
     got = samples(m)
     assert got[("secbus_traces_closed_total", (("flag", "cross_platform"),))] == 1
@@ -132,9 +134,9 @@ def test_the_duration_histogram_prints_exactly_what_opentelemetry_prints_for_the
 def test_closed_traces_counted_between_scrapes_are_all_in_the_next_scrape(tmp_path):
     m = started(tmp_path)
     for _ in range(5):
-        m.on_trace({"flags": ["late"]})
+        m.on_trace(stored_trace({"flags": ["late"]}))
     assert samples(m)[("secbus_traces_closed_total", (("flag", "late"),))] == 5
-    m.on_trace({"flags": ["late"]})
+    m.on_trace(stored_trace({"flags": ["late"]}))
     assert samples(m)[("secbus_traces_closed_total", (("flag", "late"),))] == 6
 
 

@@ -35,3 +35,10 @@ def stored_row(event: dict, seq: int, received_ns: int = 1, publisher: str = "an
     import msgspec
 
     return (seq, received_ns, publisher, tenant, msgspec.msgpack.encode(event))
+
+
+def stored_trace(trace: dict, seq: int = 1) -> tuple:
+    """``trace`` as ``on_trace(stored)`` is given it: ``(seq, msgpack of the trace without seq)``."""
+    import msgspec
+
+    return (seq, msgspec.msgpack.encode({k: v for k, v in trace.items() if k != "seq"}))
