@@ -1,9 +1,12 @@
 """Wake consumers when a stream grows, instead of polling the database.
 
 Writers call :meth:`Wakeup.advance` after a commit with the stream's new head;
-readers call :meth:`Wakeup.wait` with the head they have seen.  One
-``threading.Condition`` for all streams: commits are group commits (tens per
-second under load), so waking every waiter on each is cheap.
+readers call :meth:`Wakeup.wait` with the heads they have seen.  An advance wakes
+only the waiters of that stream: each waiter blocks on a lock of its own, which
+the advance releases.  (With one ``Condition`` for every stream, each events or
+traces advance woke every runner thread of the consumer process; the wake-ups,
+futex calls made while holding the interpreter lock, were a tenth of that
+process's CPU at 40k events/s: benchmarks/FINDINGS.md 10.)
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from ..log.base import STREAMS
 
 class Wakeup:
     def __init__(self, heads: dict[str, int] | None = None):
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[tuple[str, ...], threading.Lock]] = []  # (streams, gate held until woken)
         self._heads = {s: 0 for s in STREAMS}
         if heads:
             self._heads.update(heads)
@@ -36,19 +40,35 @@ class Wakeup:
             self._committed[stream] = head
 
     def advance(self, stream: str, head: int) -> None:
-        with self._cond:
+        with self._lock:
             if head > self._heads[stream]:
                 self._heads[stream] = head
-            self._cond.notify_all()
+            woken = [w for w in self._waiters if stream in w[0]]
+            if woken:
+                self._waiters = [w for w in self._waiters if stream not in w[0]]
+        for _, gate in woken:
+            gate.release()
 
     def poke(self) -> None:
         """Wake every waiter (stop requested, settings changed)."""
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            woken, self._waiters = self._waiters, []
+        for _, gate in woken:
+            gate.release()
 
     def wait(self, seen: dict[str, int], timeout: float) -> bool:
         """Block until some stream in ``seen`` has a head beyond it, a poke, or ``timeout``."""
-        with self._cond:
+        gate = threading.Lock()
+        gate.acquire()
+        entry = (tuple(seen), gate)
+        with self._lock:
             if any(self._heads[s] > h for s, h in seen.items()):
                 return True
-            return self._cond.wait(timeout)
+            self._waiters.append(entry)
+        if gate.acquire(timeout=max(0.0, timeout)):
+            return True
+        with self._lock:
+            if entry in self._waiters:  # timed out, still registered
+                self._waiters.remove(entry)
+                return False
+        return True  # woken just as the wait ran out
