@@ -12,7 +12,10 @@ the log, so they run here and read the log that ingest writes:
 * this process puts each new range of events once into the shared tail
   cache (:mod:`secbus.log.cache`): as ingest handed them over, or read from
   the log when they did not come that way; it wakes the consumers, and
-  reports the cursors that retention and ``max_backlog`` must respect.
+  reports the cursors that retention and ``max_backlog`` must respect;
+* it passes the same committed events on to the correlator, which runs in a
+  process of its own (:mod:`secbus.consumers.correlator_process`) and sends
+  back the traces it stores.
 
 Messages on the pipe (a ``multiprocessing`` Connection; both ends are this
 program, so pickled tuples are fine)::
