@@ -200,7 +200,7 @@ class CachedLog(EventLog):
             found = self._tails["events"].get_raw(after, limit)
         return found if found is not None else self.inner.read_stored(after, limit)
 
-    def read_records(self, stream, after, limit, dicts=True):
+    def read_records(self, stream: str, after: int, limit: int, dicts: bool = True) -> tuple[list[tuple[int, bytes]], list[dict] | None]:
         with self._lock:
             found = self._tails[stream].get_both(after, limit, dicts)
         return found if found is not None else self.inner.read_records(stream, after, limit, dicts)

@@ -62,6 +62,8 @@ DURATION_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 
 
 class _TraceFlags(msgspec.Struct):
+    """What on_trace counts of a stored trace (its other fields, events included, are skipped)."""
+
     flags: list = []
 
 
