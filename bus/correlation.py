@@ -40,11 +40,42 @@ _decode = msgspec.msgpack.Decoder().decode
 TraceKey = tuple[str, str]
 
 
+# Memory per open trace (tens of thousands are open at once): the platforms and services of a
+# trace are nearly always one each, so a trace keeps that one value and makes a set only when
+# a second appears (a set is ~216 bytes); and the names, which every event decodes anew, are
+# shared across traces (bounded: names beyond the first few thousand stay per trace).
+_SHARED_MAX = 4096
+_names: dict[str, str] = {}
+
+
+def _shared(name: str) -> str:
+    kept = _names.get(name)
+    if kept is None:
+        if len(_names) >= _SHARED_MAX:
+            return name
+        kept = _names[name] = name
+    return kept
+
+
+def _joined(kept: str | set[str] | None, value: str) -> str | set[str]:
+    """``kept`` (nothing, one value, or a set of two or more) with ``value`` added."""
+    if kept is None or kept == value:
+        return value
+    if type(kept) is set:
+        kept.add(value)
+        return kept
+    return {kept, value}
+
+
+def _members(kept: str | set[str] | None) -> list[str]:
+    return [] if kept is None else sorted(kept) if type(kept) is set else [kept]
+
+
 def _time_order(kept: tuple) -> tuple[int, int]:
     return kept[0], kept[1]  # (ts, seq): never compare the bytes
 
 
-@dataclass
+@dataclass(slots=True)  # tens of thousands of these are open at once: no __dict__ each
 class _OpenTrace:
     tenant: str
     trace_id: str
@@ -52,8 +83,8 @@ class _OpenTrace:
     last_seen_ns: int
     events: list[tuple] = field(default_factory=list)  # (ts, seq, msgpack) of each kept event
     event_count: int = 0
-    platforms: set[str] = field(default_factory=set)
-    services: set[str] = field(default_factory=set)
+    platforms: str | set[str] | None = None  # one value until a second appears (see _joined)
+    services: str | set[str] | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
     first_seq: int | None = None
     last_seq: int | None = None
@@ -139,9 +170,10 @@ class Correlator:
         if len(trace.events) < self.max_trace_events:
             trace.events.append((ts, seq or 0, encoded))
         if platform:
-            trace.platforms.add(platform)
+            trace.platforms = _joined(trace.platforms, _shared(platform))
         if service:
-            trace.services.add(service)
+            trace.services = _joined(trace.services, _shared(service))
+        outcome = _shared(outcome)
         trace.outcomes[outcome] = trace.outcomes.get(outcome, 0) + 1
         if seq is not None:
             if trace.first_seq is None:
@@ -177,7 +209,7 @@ class Correlator:
         while len(self._closed) > self.remember_closed:
             self._closed.popitem(last=False)
         flags = []
-        if len(trace.platforms) > 1:
+        if type(trace.platforms) is set:  # two or more
             flags.append("cross_platform")
         if evicted:
             flags.append("evicted")
@@ -194,8 +226,8 @@ class Correlator:
             "trace_id": trace.trace_id,
             "events": events,
             "event_count": trace.event_count,
-            "platforms": sorted(trace.platforms),
-            "services": sorted(trace.services),
+            "platforms": _members(trace.platforms),
+            "services": _members(trace.services),
             "outcomes": dict(sorted(trace.outcomes.items())),
             "first_ts": trace.first_ts,
             "last_ts": trace.last_ts,

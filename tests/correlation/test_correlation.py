@@ -58,6 +58,21 @@ def test_single_platform_single_outcome_trace_has_no_flags():
     assert trace["flags"] == []
 
 
+def test_platforms_and_services_are_listed_once_each_sorted_however_often_they_repeat():
+    """A trace keeps one platform or service as a value and a set from the second on."""
+    c = Correlator(trace_idle_ns=SECOND)
+    for seq, (platform, service) in enumerate([("python", "api"), ("python", "api"), ("node", "web"),
+                                                ("python", "web"), ("go", "api")], 1):
+        c.add(event(seq, platform=platform, service=service))
+    for seq in (6, 7):
+        c.add(event(seq, trace_id=TRACE_B, platform="node", service="web"))
+    by_id = {t["trace_id"]: t for t in c.expire(5 * SECOND)}
+    assert by_id[TRACE_A]["platforms"] == ["go", "node", "python"] and by_id[TRACE_A]["services"] == ["api", "web"]
+    assert "cross_platform" in by_id[TRACE_A]["flags"]
+    assert by_id[TRACE_B]["platforms"] == ["node"] and by_id[TRACE_B]["services"] == ["web"]
+    assert by_id[TRACE_B]["flags"] == []
+
+
 def test_max_open_traces_evicts_the_least_recently_active_and_flags_it():
     c = Correlator(trace_idle_ns=100 * SECOND, max_open_traces=2)
     c.add(event(1, trace_id=TRACE_A, at=1))
