@@ -70,9 +70,6 @@ START_TIMEOUT_S = 60.0
 RESTART_BACKOFF_S = (0.5, 30.0)
 #: How often the child reports its health (the floors for retention come from it).
 HEALTH_EVERY_S = 0.2
-#: The child's tail of stored rows (never decoded): it reads right behind its tail follower,
-#: so a short one does; further behind, it reads the log.  Memory: ~1.3x the bytes.
-TAIL_EVENTS, TAIL_BYTES = 5000, 2 * 1024 * 1024
 
 
 class CorrelatorProcess:
@@ -242,8 +239,7 @@ def serve(reader: Connection, writer: Connection) -> None:
 
     try:
         os.umask(0o077)
-        cached = CachedLog(open_log(data_dir_of(config).resolve(), durability=config["log"]["durability"], create=False),
-                           capacity=TAIL_EVENTS, max_bytes=TAIL_BYTES)
+        cached = CachedLog(open_log(data_dir_of(config).resolve(), durability=config["log"]["durability"], create=False))
         wakeup = Wakeup({s: cached.head(s) for s in STREAMS})
         follower = TailFollower(cached, wakeup)
         runner = CorrelatorRunner(_ForwardingLog(cached, send), wakeup, config["correlation"])
