@@ -22,7 +22,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+import msgspec
+
 from .stored import decode_rows
+
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def _body(record: dict) -> bytes:
+    """A trace's or alert's msgpack as stored: the record without its ``seq``."""
+    return _encode({k: v for k, v in record.items() if k != "seq"})
 
 STREAMS = ("events", "traces", "alerts")
 #: What the stamped columns (seq, received_ns, publisher, tenant) add to an event's stored body.
@@ -72,10 +81,7 @@ class EventLog(ABC):
         """As :meth:`append`, plus each record's stored msgpack without ``seq`` (the tail
         cache keeps it and decodes it for readers).  Records may hold ``msgspec.Raw``
         values (a closed trace's events), which go into the encoding as they are."""
-        import msgspec
-
-        encode = msgspec.msgpack.Encoder().encode
-        return self.append(stream, records, cursor, dedupe), [encode({k: v for k, v in r.items() if k != "seq"}) for r in records]
+        return self.append(stream, records, cursor, dedupe), [_body(r) for r in records]
 
     @abstractmethod
     def read(self, stream: str, after: int, limit: int) -> list[dict]:
@@ -85,24 +91,18 @@ class EventLog(ABC):
         """As ``read("events", ...)``, as stored rows ``(seq, received_ns, publisher, tenant,
         body)`` (:mod:`secbus.log.stored`): ``body`` is the event's msgpack without the
         stamped fields.  This default encodes what :meth:`read` returns."""
-        import msgspec
-
-        encode = msgspec.msgpack.Encoder().encode
         out = []
         for event in self.read("events", after, limit):
             body = {k: v for k, v in event.items() if k not in ("seq", "received_ns", "publisher", "tenant")}
-            out.append((event["seq"], event["received_ns"], event["publisher"], event["tenant"], encode(body)))
+            out.append((event["seq"], event["received_ns"], event["publisher"], event["tenant"], _encode(body)))
         return out
 
     def read_records(self, stream: str, after: int, limit: int, dicts: bool = True) -> tuple[list[tuple[int, bytes]], list[dict] | None]:
         """Traces or alerts of one range as ``(seq, body)`` (``body``: the record's msgpack
         without ``seq``) and, with ``dicts``, as ``read`` gives them: what ``on_trace(trace,
         stored)`` is given.  This default encodes what :meth:`read` returns."""
-        import msgspec
-
-        encode = msgspec.msgpack.Encoder().encode
         records = self.read(stream, after, limit)
-        stored = [(r["seq"], encode({k: v for k, v in r.items() if k != "seq"})) for r in records]
+        stored = [(r["seq"], _body(r)) for r in records]
         return stored, (records if dicts else None)
 
     def read_events(self, after: int, limit: int, dicts: bool = True) -> tuple[list[tuple], list[dict] | None]:

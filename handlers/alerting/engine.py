@@ -119,21 +119,17 @@ class Engine:
             self.last_event_seq = seq
         return self.alerts_published - before
 
-    def trace_may_match(self, trace: dict) -> bool:
-        """Whether a trace rule could read this trace's events: its ``trace_where`` (on the
-        trace's own fields) holds, or it has none.  A redelivered trace needs none."""
-        if trace.get("seq", -1) <= self.last_trace_seq:
-            return False
-        return any(rule.trace_where is None or rule.trace_where(trace) for rule in self._trace_rules)
-
-    def process_trace(self, trace: dict) -> int:
+    def process_trace(self, trace: dict, events: Callable[[], list[dict]] | None = None) -> int:
+        """Feed one closed trace; return the number of alerts published.  Without ``events``
+        in ``trace``, ``events()`` gives them, called only once a rule's ``trace_where`` holds
+        (a stored trace's events are decoded only if a rule reads them)."""
         before = self.alerts_published
         seq = trace.get("seq", -1)
         if seq <= self.last_trace_seq:
             self.skipped_redelivered += 1
             return 0
         for rule in self._trace_rules:
-            matched = self._trace_matches(rule, trace)
+            matched = self._trace_matches(rule, trace, events)
             if matched is not None:
                 first = matched[0] if matched else {}
                 key = self._group_key(rule, trace, first)
@@ -251,9 +247,11 @@ class Engine:
             group.entries.clear()
             group.step = group.step_count = 0
 
-    def _trace_matches(self, rule: Rule, trace: dict) -> list[dict] | None:
+    def _trace_matches(self, rule: Rule, trace: dict, load: Callable[[], list[dict]] | None) -> list[dict] | None:
         if rule.trace_where is not None and not rule.trace_where(trace):
             return None
+        if load is not None and "events" not in trace:
+            trace["events"] = load()
         events = [e for e in trace.get("events", []) if rule.where(e)]
         if not rule.require:
             return events if events or not trace.get("events") else None

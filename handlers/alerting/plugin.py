@@ -98,9 +98,7 @@ class AlertingHandler:
         head = _trace_head(body)
         trace = {name: getattr(head, name) for name in head.__struct_fields__ if name != "events"}
         trace["seq"] = seq
-        if self.engine.trace_may_match(trace):
-            trace["events"] = _decode(head.events)
-        published = self.engine.process_trace(trace)
+        published = self.engine.process_trace(trace, lambda: _decode(head.events))
         self._after(published, trace.get("last_ts") or 0)
 
     @hookimpl

@@ -117,12 +117,19 @@ def runners_for(log, plugins: dict, batch_size: int):
 
 
 class TakesStored:
+    """Takes only ``stored`` in both hooks: event batches as rows, traces as (seq, body)."""
+
     def __init__(self):
         self.batches = []
+        self.traces = []
 
     @hookimpl
     def on_events(self, stored):
         self.batches.append(stored)
+
+    @hookimpl
+    def on_trace(self, stored):
+        self.traces.append(stored)
 
 
 class TakesBoth:
@@ -159,18 +166,9 @@ def test_the_runner_gives_on_events_only_the_arguments_it_declares_and_decodes_o
         log.close()
 
 
-class TakesStoredTrace:
-    def __init__(self):
-        self.traces = []
-
-    @hookimpl
-    def on_trace(self, stored):
-        self.traces.append(stored)
-
-
 def test_a_handler_taking_on_trace_stored_gets_seq_and_body_and_nothing_is_decoded(tmp_path):
     log = CachedLog(SqliteLog(tmp_path), capacity=100)
-    plugin = TakesStoredTrace()
+    plugin = TakesStored()
     wakeup, (runner,) = runners_for(log, {"stored-traces": plugin}, batch_size=2)
     try:
         events = [make_event() for _ in range(3)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgspec
+
 from secbus_sdk.event import new_event_id, new_span_id, new_trace_id
 
 
@@ -32,13 +34,9 @@ def make_events(n: int, **fields: Any) -> list[dict]:
 
 def stored_row(event: dict, seq: int, received_ns: int = 1, publisher: str = "anonymous", tenant: str = "default") -> tuple:
     """``event`` as the log stores it (secbus.log.stored): what ``on_events(stored)`` is given."""
-    import msgspec
-
     return (seq, received_ns, publisher, tenant, msgspec.msgpack.encode(event))
 
 
 def stored_trace(trace: dict, seq: int = 1) -> tuple:
     """``trace`` as ``on_trace(stored)`` is given it: ``(seq, msgpack of the trace without seq)``."""
-    import msgspec
-
     return (seq, msgspec.msgpack.encode({k: v for k, v in trace.items() if k != "seq"}))
