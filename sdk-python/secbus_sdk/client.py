@@ -41,7 +41,7 @@ from . import selfstats as _selfstats
 from .queue import POLICIES, EventQueue
 from .sender import Config, Sender
 from .spool import NoSpool, Spool, SpoolError
-from .tracecontext import current_span_ids, parse_traceparent
+from .tracecontext import otel_context as _otel_context, parse_traceparent, span_ids_in
 from .verify import Verification, verified_decorator
 
 log = logging.getLogger("secbus_sdk")
@@ -215,48 +215,46 @@ class Client:
     ) -> str:
         """Queue one event and return its id; ``ValueError`` names a bad argument.
 
-        Never raises because of the bus: a full queue follows ``on_full``."""
+        Never raises because of the bus: a full queue follows ``on_full``.
+
+        One frame, cheap checks first: ``emit()`` runs right after the caller's own
+        verification has evicted the interpreter from the CPU caches, where every
+        Python call and bytecode costs several times its warm price (FINDINGS.md 3)."""
         try:
-            return self._emit(type, outcome, actor, resource, reason, attrs, severity, duration_us, traceparent)
+            try:
+                if type not in self._types:
+                    self._check_type(type)
+                if outcome not in _OUTCOMES:
+                    _invalid("outcome", outcome)
+                if severity is not None and severity not in _SEVERITIES:
+                    _invalid("severity", severity)
+            except TypeError:  # unhashable: a list or a dict where a string belongs
+                self._slow_check(type=type, outcome=outcome, severity=severity)
+                raise AssertionError("unreachable")  # pragma: no cover
+            if resource is not None and (resource.__class__ is not str or len(resource) > _SHORT):
+                _check("resource", resource)
+            if reason is not None and (reason.__class__ is not str or len(reason) > _SHORT):
+                _check("reason", reason)
+            if duration_us is not None and (duration_us.__class__ is not int or not 0 <= duration_us <= _MAX_INT64):
+                _check("duration_us", duration_us)
+            if actor is not None:
+                actor = _actor(actor)
+            if attrs is not None:
+                attrs = self._attrs(attrs)
         except ValueError:
             with self._stat_lock:
                 self._invalid_input += 1
             raise
-
-    def _emit(self, type, outcome, actor, resource, reason, attrs, severity, duration_us, traceparent) -> str:
-        try:
-            if type not in self._types:
-                self._check_type(type)
-            if outcome not in _OUTCOMES:
-                _invalid("outcome", outcome)
-            if severity is not None and severity not in _SEVERITIES:
-                _invalid("severity", severity)
-        except TypeError:  # unhashable: a list or a dict where a string belongs
-            self._slow_check(type=type, outcome=outcome, severity=severity)
-            raise AssertionError("unreachable")  # pragma: no cover
-        if resource is not None and (resource.__class__ is not str or len(resource) > _SHORT):
-            _check("resource", resource)
-        if reason is not None and (reason.__class__ is not str or len(reason) > _SHORT):
-            _check("reason", reason)
-        if duration_us is not None and (duration_us.__class__ is not int or not 0 <= duration_us <= _MAX_INT64):
-            _check("duration_us", duration_us)
-        if actor is not None:
-            actor = _actor(actor)
-        if attrs is not None:
-            attrs = self._attrs(attrs)
-        if traceparent is not None:
-            ids = parse_traceparent(traceparent)
-            if ids is None:
+        if traceparent is None or (ids := parse_traceparent(traceparent)) is None:
+            if traceparent is not None:
                 self._bad_traceparent(traceparent)
-                ids = current_span_ids()
-        else:
-            ids = current_span_ids()
+            context = _otel_context()  # empty unless OpenTelemetry is in use: skip the span lookup
+            ids = (span_ids_in(context) if context else None) or _NO_TRACE
         ts = _time_ns()
         eid = fast_event_id(ts)
-        trace_id, span_id = ids if ids is not None else _NO_TRACE  # no context: the sender draws a new trace
         item = _WireEvent(id=eid, outcome=outcome, source=self._wire_source, ts=ts, type=type, v=1, actor=actor,
                           attrs=attrs, duration_us=duration_us, reason=reason, resource=resource, severity=severity,
-                          trace_id=trace_id, span_id=span_id)
+                          trace_id=ids[0], span_id=ids[1])
         q = self._q
         items = q.items
         if len(items) >= q.capacity:
@@ -288,14 +286,10 @@ class Client:
         if attrs.__class__ is not dict or len(attrs) > _MAX_ATTRS:
             _check("attrs", attrs)
             attrs = dict(attrs)
-        keys = self._attr_keys
+        if not attrs.keys() <= self._attr_keys:  # one set comparison (in C) for keys seen before
+            self._learn_attr_keys(attrs)
         canonical = False
-        for key, value in attrs.items():
-            if key not in keys:
-                if key.__class__ is not str or not _event.ATTR_KEY_RE.fullmatch(key):
-                    _check("attrs", attrs)
-                if len(keys) < _CACHE_MAX:
-                    keys.add(key)
+        for value in attrs.values():
             kind = value.__class__
             if kind is str:
                 if len(value) > _SHORT:
@@ -315,6 +309,16 @@ class Client:
         # A copy (the caller may reuse its dict) whose values are canonical: the sender
         # then only sorts the keys (secbus_sdk.encode).  Floats and lists are rare.
         return wire.canonical(attrs) if canonical else dict(attrs)
+
+    def _learn_attr_keys(self, attrs: dict) -> None:
+        """Check attr keys not seen before against the key pattern; remember good ones (bounded)."""
+        keys = self._attr_keys
+        for key in attrs:
+            if key not in keys:
+                if key.__class__ is not str or not _event.ATTR_KEY_RE.fullmatch(key):
+                    _check("attrs", attrs)
+                if len(keys) < _CACHE_MAX:
+                    keys.add(key)
 
     def _bad_traceparent(self, value: Any) -> None:
         with self._stat_lock:

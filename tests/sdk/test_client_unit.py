@@ -78,6 +78,19 @@ def test_bad_input_raises_value_error_naming_the_field_and_value(down_client, kw
     assert client.stats()["queued"] == 0
 
 
+def test_remembered_attr_keys_do_not_let_a_new_bad_key_or_value_through(down_client):
+    """emit() skips the key pattern for keys it has seen; a new key and every value are still checked."""
+    client = down_client()
+    client.emit("authn.login", attrs={"alg": "ed25519", "n": 1}, actor={"user": "alice"})
+    with pytest.raises(ValueError, match="^attrs: .*bad key"):
+        client.emit("authn.login", attrs={"alg": "ed25519", "bad key": 1})
+    with pytest.raises(ValueError, match=r"^attrs\.n: "):
+        client.emit("authn.login", attrs={"alg": "ed25519", "n": 2**64})
+    with pytest.raises(ValueError, match=r"^actor\.user: "):
+        client.emit("authn.login", actor={"user": 7})
+    assert client.stats()["invalid_input"] == 3
+
+
 @pytest.mark.parametrize(
     "options, name",
     [

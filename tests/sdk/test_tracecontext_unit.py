@@ -56,3 +56,16 @@ def test_active_opentelemetry_span_is_found():
         assert current_span_ids() == (ctx.trace_id, ctx.span_id)
     assert current_span_ids() is None
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+def test_the_direct_context_read_is_opentelemetry_get_current():
+    """emit() reads OpenTelemetry's context variable directly; it must see what get_current() sees."""
+    from opentelemetry import context
+
+    from secbus_sdk.tracecontext import otel_context
+
+    assert otel_context() is context.get_current()
+    with TracerProvider().get_tracer("test").start_as_current_span("check"):
+        assert otel_context() is context.get_current()
+        assert otel_context()  # a span is attached: the context is not empty
+    assert otel_context() is context.get_current()
