@@ -46,7 +46,7 @@ def invalid(field: str, value: Any) -> None:
 def actor_copy(actor: Any) -> dict:
     """A checked copy of ``actor`` (the caller may reuse its dict); known keys (one set
     comparison, in C) with short strings pass without the full rules."""
-    if actor.__class__ is dict and actor.keys() <= _ACTOR_KEYS:
+    if actor.__class__ is dict and _ACTOR_KEYS.issuperset(actor):
         for value in actor.values():
             if value.__class__ is not str or len(value) > _SHORT:
                 break

@@ -286,7 +286,7 @@ class Client:
         if attrs.__class__ is not dict or len(attrs) > _MAX_ATTRS:
             _check("attrs", attrs)
             attrs = dict(attrs)
-        if not attrs.keys() <= self._attr_keys:  # one set comparison (in C) for keys seen before
+        if not self._attr_keys.issuperset(attrs):  # keys seen before: one C call, no pattern
             self._learn_attr_keys(attrs)
         canonical = False
         for value in attrs.values():
@@ -308,7 +308,7 @@ class Client:
                 canonical = True
         # A copy (the caller may reuse its dict) whose values are canonical: the sender
         # then only sorts the keys (secbus_sdk.encode).  Floats and lists are rare.
-        return wire.canonical(attrs) if canonical else dict(attrs)
+        return wire.canonical(attrs) if canonical else attrs.copy()
 
     def _learn_attr_keys(self, attrs: dict) -> None:
         """Check attr keys not seen before against the key pattern; remember good ones (bounded)."""

