@@ -77,8 +77,10 @@ def section(data: dict) -> str:
         cpu = _fig(data, "overhead", f"{lang}_overhead_cpu")
         if v is not None and cpu is not None:
             wall = _fig(data, "overhead", f"{lang}_overhead_wall")
+            caller = _fig(data, "overhead", f"{lang}_overhead_caller_cpu")
+            split = "" if caller is None else f" ({caller * 100:+.1f}% in the calling thread, `emit()` itself)"
             lines.append(f"- {lang.capitalize()}: Ed25519 verify of 256 bytes takes {fmt(v / 1000)} us here; one `emit()` after "
-                         f"each adds {cpu * 100:+.1f}% process CPU (sender thread included), {wall * 100:+.1f}% to the caller's loop.")
+                         f"each adds {cpu * 100:+.1f}% process CPU{split}, sender thread included, {wall * 100:+.1f}% to the caller's loop.")
     al = _fig(data, "e2e", "alert")
     if al and al["alert_ms"].get("n"):
         lines.append(f"- Publish-to-alert (threshold rule, 5th failed login to the alert on the live feed): p50 "
