@@ -53,6 +53,9 @@ def section(data: dict) -> str:
         if not full.exists():
             continue
         fm = json.loads(full.read_text())
+        where = fm["meta"]["machine"]["cpu_model"]
+        if where != m["cpu_model"]:
+            how = f"{how}, on {where}"  # an earlier run on another machine: say which
         for t in fm["sections"][section]["targets"]:
             if section == "e2e" and "highest bounded" not in t["name"]:
                 continue  # the full run's other e2e figures repeat the quick run's
@@ -91,6 +94,8 @@ def section(data: dict) -> str:
         if soak and soak.get("figures"):
             f = soak["figures"]
             when = "" if run is data else f", full mode, {run['meta']['started'][:16]}"
+            if run is not data and run["meta"]["machine"]["cpu_model"] != m["cpu_model"]:
+                when += f", on {run['meta']['machine']['cpu_model']}"
             lines.append(f"- Soak with faults ({fmt(run['meta']['config']['soak_seconds'])} s{when}, broker SIGKILLed {f.get('kills')} times, "
                          f"a handler failing a fifth of its batches, publishers in both SDKs: {sum(f.get('emitted', {}).values()):,} events): "
                          f"{f.get('lost_log')} lost and {f.get('duplicated_log')} duplicated in the log, {f.get('lost_audit')} lost and "
