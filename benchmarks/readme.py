@@ -38,7 +38,8 @@ def section(data: dict) -> str:
         "start): figures are medians of interleaved repetitions, each compared with a baseline measured in the same "
         "run. Full tables: [benchmarks/results/latest.md](benchmarks/results/latest.md); what limits each figure and "
         "what would move it: [benchmarks/FINDINGS.md](benchmarks/FINDINGS.md); how to run and read them: "
-        "[benchmarks/README.md](benchmarks/README.md).",
+        "[benchmarks/README.md](benchmarks/README.md). Absolute rates, and latencies at a fixed rate, depend on the "
+        "machine: compare two runs by their raw ZeroMQ baseline (under \"Side by side\") before comparing their figures.",
         "",
         "| target | measured | result |",
         "| --- | --- | --- |",
