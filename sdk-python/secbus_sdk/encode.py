@@ -29,6 +29,7 @@ import msgspec
 from .event import new_span_id, new_trace_id
 
 _getrandbits = random.getrandbits
+_randbytes = random.randbytes
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
@@ -62,7 +63,26 @@ def fill_trace_ids(events: Iterable[WireEvent], count: int = 1) -> None:
 
     New traces use the fast PRNG, as OpenTelemetry's SDK does: trace ids must be
     unique, not secret (``random`` is reseeded in a forked child by Python itself).
-    ``count`` sizes the one draw of random bits for the whole batch."""
+    The common batch (no event has context) is cut into ids in C: one draw of
+    random bytes per kind of id, ``bytes.hex`` with a space between ids and
+    ``split`` (~3,600 CPU instructions per event in callgrind, against ~5,000
+    drawing and slicing id by id).  ``count`` is unused (kept for callers)."""
+    events = events if isinstance(events, list) else list(events)
+    fresh = [ev for ev in events if ev.trace_id is None]
+    n = len(fresh)
+    if n and n == len(events):
+        traces = _randbytes(16 * n).hex(" ", 16)
+        spans = _randbytes(8 * n).hex(" ", 8)
+        if _ZERO_TRACE not in traces and _ZERO_SPAN not in spans:  # else id by id, below
+            for ev, trace, span in zip(fresh, traces.split(), spans.split()):
+                ev.trace_id = trace
+                ev.span_id = span
+            return
+    _fill_each(events, n)
+
+
+def _fill_each(events: list[WireEvent], count: int) -> None:
+    """Events with and without context mixed, or a draw with a zero run: id by id."""
     bits = ""
     at = 0
     for ev in events:

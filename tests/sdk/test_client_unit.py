@@ -364,6 +364,28 @@ def test_events_get_distinct_random_traces_and_keep_an_opentelemetry_span(down_c
     assert (items[50].trace_id, items[50].span_id) == (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}")
 
 
+def test_a_batch_without_context_gets_distinct_ids_and_a_zero_draw_never_becomes_an_id(down_client, monkeypatch):
+    """The all-new-traces batch path (ids cut from one draw in C), and its fallback when the draw
+    holds an all-zero id, which W3C Trace Context forbids."""
+    import msgspec
+
+    from secbus_sdk import encode
+
+    client = down_client(queue_size=5000, ack_timeout=60)  # nothing leaves the queue meanwhile
+    for _ in range(300):
+        client.emit("authn.login")
+    items = list(client._q.items)
+    encode.fill_trace_ids(items, len(items))
+    assert len({item.trace_id for item in items}) == 300
+    assert all(re.fullmatch("[0-9a-f]{32}", i.trace_id) and re.fullmatch("[0-9a-f]{16}", i.span_id) for i in items)
+
+    monkeypatch.setattr(encode, "_randbytes", lambda n: bytes(n))  # every id of the draw all zero
+    fresh = [msgspec.structs.replace(item, trace_id=None, span_id=None) for item in items[:3]]
+    encode.fill_trace_ids(fresh, len(fresh))
+    assert all(re.fullmatch("[0-9a-f]{32}", i.trace_id) and i.trace_id != "0" * 32 for i in fresh)
+    assert all(re.fullmatch("[0-9a-f]{16}", i.span_id) and i.span_id != "0" * 16 for i in fresh)
+
+
 def test_an_unusable_spool_dir_does_not_stop_the_app_events_wait_in_memory(tmp_path, caplog):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
