@@ -26,6 +26,7 @@ import tempfile
 import time
 
 from . import components
+from .brokers import children, descendants, wait_gone
 from .e2e import BUILTINS, LagSampler, batch_for, consumer_lags, publishers_for
 from .harness import wait_until
 from .loadgen import collect, paced_load
@@ -36,13 +37,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        out += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
-    return out
 
 
 def one_run(support, tree: str, rate: float, duration: float) -> tuple[float, dict]:
@@ -61,7 +55,9 @@ def one_run(support, tree: str, rate: float, duration: float) -> tuple[float, di
         used = sum(cpu_seconds(pid) - before[pid] for pid in consumers)
         return used / accepted * 1e6, sampler.stop()
     finally:
+        family = descendants(broker.proc.pid)
         broker.kill()
+        wait_gone(family)  # the next sample must not share the cores with this broker's leftovers
         shutil.rmtree(tmp, ignore_errors=True)
 
 

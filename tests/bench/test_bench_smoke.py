@@ -9,14 +9,18 @@ and the command line runs a real section end to end into a temp directory.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks import readme, report
+from benchmarks.brokers import children, descendants, wait_gone
 from benchmarks.harness import interleave, percentile
 from benchmarks.loadgen import raw_pushpull_rate
 from benchmarks.result import Section, Table, Target
+from tests.support.broker import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +90,20 @@ def test_command_line_rejects_an_unknown_section(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "unknown section(s) nope" in proc.stderr
+
+
+def test_a_finished_broker_is_waited_for_down_to_its_last_child_process():
+    """bench_broker waits for every process below the broker (the consumer process's children
+    outlive a SIGKILL of ingest briefly), so no measurement shares the cores with the last one's."""
+    parent = subprocess.Popen(["bash", "-c", "sleep 0.5 & sleep 60 & wait"])
+    try:
+        family = wait_until(lambda: descendants(parent.pid) if len(descendants(parent.pid)) == 2 else None,
+                            timeout=5, message="two child processes")
+        assert set(children(parent.pid)) == family
+        assert len(wait_gone(family, timeout=0.05)) == 2  # both still run at that deadline
+        assert len(wait_gone(family, timeout=1.5)) == 1  # the short one is gone, the long one is left
+    finally:
+        for pid in descendants(parent.pid):
+            os.kill(pid, signal.SIGKILL)
+        parent.wait(5)
+    assert wait_gone(family, timeout=5) == set()
