@@ -219,7 +219,7 @@ class Client:
 
         One frame, cheap checks first: ``emit()`` runs right after the caller's own
         verification has evicted the interpreter from the CPU caches, where every
-        Python call and bytecode costs several times its warm price (FINDINGS.md 3)."""
+        Python call and bytecode costs several times its warm price (benchmarks/FINDINGS.md 11)."""
         try:
             try:
                 if type not in self._types:
@@ -328,7 +328,7 @@ class Client:
     def _build_event(self, ev: _WireEvent) -> dict:
         """The event map in canonical key order (for the fallback sink): the Struct's fields,
         declared in that order, without the unset ones."""
-        fill_trace_ids((ev,))
+        fill_trace_ids([ev])
         out = {name: value for name, value in msgspec.structs.asdict(ev).items() if value is not None}
         out["source"] = self._source  # the dict, not the packed bytes the wire carries
         for name in ("actor", "attrs"):

@@ -375,13 +375,13 @@ def test_a_batch_without_context_gets_distinct_ids_and_a_zero_draw_never_becomes
     for _ in range(300):
         client.emit("authn.login")
     items = list(client._q.items)
-    encode.fill_trace_ids(items, len(items))
+    encode.fill_trace_ids(items)
     assert len({item.trace_id for item in items}) == 300
     assert all(re.fullmatch("[0-9a-f]{32}", i.trace_id) and re.fullmatch("[0-9a-f]{16}", i.span_id) for i in items)
 
     monkeypatch.setattr(encode, "_randbytes", lambda n: bytes(n))  # every id of the draw all zero
     fresh = [msgspec.structs.replace(item, trace_id=None, span_id=None) for item in items[:3]]
-    encode.fill_trace_ids(fresh, len(fresh))
+    encode.fill_trace_ids(fresh)
     assert all(re.fullmatch("[0-9a-f]{32}", i.trace_id) and i.trace_id != "0" * 32 for i in fresh)
     assert all(re.fullmatch("[0-9a-f]{16}", i.span_id) and i.span_id != "0" * 16 for i in fresh)
 
