@@ -54,7 +54,7 @@ def _add(sec: Section, table: Table, language: str, res: dict) -> None:
                               TARGET_OVERHEAD * 100, cpu * 100, "%", False,
                               f"aim 2%; caller's loop alone: {wall * 100:+.1f}%{split}",
                               why="emit() run with caches cold from the verification, then the CPU of the SDK's sender "
-                              "and ZeroMQ's I/O thread per event (FINDINGS.md 3)"))
+                              "and ZeroMQ's I/O thread per event (FINDINGS.md 3, 11)"))
 
 
 class Verifier:
