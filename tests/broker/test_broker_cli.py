@@ -1,11 +1,15 @@
-"""The ``secbus`` command line against a real broker: emit, ping, tail, trace, serve errors."""
+"""The ``secbus`` command line against a real broker: emit, ping, tail, trace, events, serve errors."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
 import sys
+import time
+
+import pytest
 
 from support.broker import secbus_command, wait_until
 from support.events import make_event
@@ -89,6 +93,56 @@ def test_trace_of_an_unknown_trace_exits_non_zero(broker_factory):
     assert r.returncode == 1 and "no stored events" in r.stderr
     r = secbus("trace", "XYZ", "--data-dir", str(b.data_dir))
     assert r.returncode == 2 and "trace_id" in r.stderr
+
+
+def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_factory):
+    b = broker_factory(handlers=[])
+    now = time.time_ns()
+    old = make_event("authn.login", ts=now - 3 * 3600 * 10**9)
+    failed = make_event("authn.login", ts=now - 60 * 10**9, outcome="failure", actor={"user": "alice"})
+    token = make_event("authn.token.verify", ts=now - 30 * 10**9)
+    check = make_event("authz.check", ts=now - 10 * 10**9)
+    with b.client() as c:
+        c.publish([old, failed, token, check])
+
+    def ids(*args) -> list[str]:
+        r = secbus("events", "--data-dir", str(b.data_dir), "--json", *args)
+        assert r.returncode == 0, r.stderr
+        return [json.loads(line)["id"] for line in r.stdout.splitlines()]
+
+    assert ids() == [old["id"], failed["id"], token["id"], check["id"]]
+    assert ids("--type", "authn.") == [old["id"], failed["id"], token["id"]]
+    assert ids("--type", "authn.login", "--since", "1h") == [failed["id"]]
+    assert ids("--since", "2h", "--until", "20s") == [failed["id"], token["id"]]
+    until = datetime.datetime.fromtimestamp((now - 45 * 10**9) / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ids("--since", "1d", "--until", until) == [old["id"], failed["id"]]
+    assert ids("--tenant", "default", "--type", "authz.") == [check["id"]]
+
+    r = secbus("events", "--data-dir", str(b.data_dir), "--type", "authn.", "--limit", "2")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and "more match" in r.stderr
+    assert "default  python/tests  authn.login  failure" in lines[1] and "user=alice" in lines[1]
+    assert f"trace={failed['trace_id']}" in lines[1]
+    r = secbus("events", "--data-dir", str(b.data_dir), "--tenant", "other")
+    assert r.returncode == 1 and "no stored events match" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--since", "yesterday"], "--since: expected a time ago such as 15m"),
+    (["--until", "5x"], "--until: expected a time ago"),
+    (["--since", "1h", "--until", "2h"], "is not before --until"),
+    (["--type", "Authn."], "--type: expected a lowercase type or prefix"),
+    (["--limit", "0"], "--limit: expected a positive integer, got '0'"),
+])
+def test_events_with_a_bad_option_names_it_and_exits_2(tmp_path, args, message):
+    r = secbus("events", "--data-dir", str(tmp_path), *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_events_without_a_log_in_the_data_dir_exits_2(tmp_path):
+    r = secbus("events", "--data-dir", str(tmp_path / "nothing"))
+    assert r.returncode == 2 and "no event log in" in r.stderr
 
 
 def test_serve_with_a_bad_config_value_names_the_key_and_exits_2(tmp_path):

@@ -1,0 +1,102 @@
+"""``secbus events``: stored events by type prefix, tenant and time range, in log order.
+
+For an analyst's first questions ("every failed login of the last hour"): the
+log's ``query`` (``type``, ``tenant`` and a range on the event's ``ts``) with
+a limit.  None of these columns is indexed (indexes on the ingest path cost a
+factor of three, ARCHITECTURE.md), so a query reads the events table in log
+order until it has ``--limit`` matches: about a second per million events
+scanned.  Outcome is in each line (and in ``--json``) for grep or jq.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import sys
+import time
+
+from .stored import add_data_dir, data_dir_of, details, iso, open_log, origin, print_json
+
+_AGO = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_TYPE_PREFIX = re.compile(r"[a-z0-9_.]+")
+
+
+class Usage(ValueError):
+    """A bad option value; the message names the option and the value."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("events", help="print stored events by type prefix, tenant and time range")
+    p.add_argument("--type", dest="type_prefix", default=None, help="a type or prefix, such as authn. or authn.login")
+    p.add_argument("--tenant", default=None, help="only this tenant's events (default: every tenant)")
+    p.add_argument("--since", default=None, help="events stamped at or after: 15m, 2h, 1d ago, or an ISO 8601 time")
+    p.add_argument("--until", default=None, help="events stamped before: same forms as --since")
+    p.add_argument("--limit", default="100", help="at most this many events, the oldest first (default 100)")
+    add_data_dir(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per event and line, as stored")
+    p.set_defaults(run=run)
+
+
+def parse_when(value: str, option: str, now_ns: int) -> int:
+    """ns since the epoch for ``15m``/``2h``/``1d`` (that long before ``now_ns``) or an ISO 8601
+    time (UTC when it names no zone)."""
+    text = value.strip()
+    ago = _AGO.fullmatch(text)
+    if ago:
+        return now_ns - int(float(ago[1]) * _SECONDS[ago[2]] * 1_000_000_000)
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise Usage(f"{option}: expected a time ago such as 15m, 2h or 1d, or an ISO 8601 time such as "
+                    f"2026-12-07T19:00:00Z, got {value!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    delta = when - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _filters(args) -> dict:
+    if args.type_prefix is not None and not _TYPE_PREFIX.fullmatch(args.type_prefix):
+        raise Usage(f"--type: expected a lowercase type or prefix such as authn. (letters, digits, _ and .), "
+                    f"got {args.type_prefix!r}")
+    if not args.limit.isdigit() or int(args.limit) < 1:
+        raise Usage(f"--limit: expected a positive integer, got {args.limit!r}")
+    now_ns = time.time_ns()
+    since = None if args.since is None else parse_when(args.since, "--since", now_ns)
+    until = None if args.until is None else parse_when(args.until, "--until", now_ns)
+    if since is not None and until is not None and since >= until:
+        raise Usage(f"--since {args.since!r} is not before --until {args.until!r}")
+    return {"tenant": args.tenant, "type_prefix": args.type_prefix, "since_ns": since, "until_ns": until,
+            "limit": int(args.limit)}
+
+
+def run(args) -> int:
+    try:
+        filters = _filters(args)
+    except Usage as exc:
+        print(f"secbus events: {exc}", file=sys.stderr)
+        return 2
+    log = open_log(args, "events")
+    if log is None:
+        return 2
+    limit = filters["limit"]
+    try:
+        events = log.query(**dict(filters, limit=limit + 1))  # one more: to tell whether more match
+    finally:
+        log.close()
+    if not events:
+        print(f"secbus events: no stored events match in {data_dir_of(args)}", file=sys.stderr)
+        return 1
+    more = len(events) > limit
+    events = events[:limit]
+    if args.json:
+        print_json(events)
+    else:
+        for e in events:
+            print(f"{iso(e['ts'])}  {e.get('tenant', '?')}  {origin(e)}  {e['type']}  {e['outcome']}  "
+                  f"trace={e['trace_id']}  seq={e['seq']}{details(e)}")
+    if more:
+        print(f"secbus events: the first {limit} matching events shown, more match: narrow with --since/--until "
+              f"or raise --limit", file=sys.stderr)
+    return 0
