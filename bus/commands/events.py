@@ -4,8 +4,9 @@ For an analyst's first questions ("every failed login of the last hour"): the
 log's ``query`` (``type``, ``tenant`` and a range on the event's ``ts``) with
 a limit.  None of these columns is indexed (indexes on the ingest path cost a
 factor of three, ARCHITECTURE.md), so a query reads the events table in log
-order until it has ``--limit`` matches: about a second per million events
-scanned.  Outcome is in each line (and in ``--json``) for grep or jq.
+order until it has ``--limit`` matches: 0.23 s for a million events (442 MB)
+with the log in the page cache, measured; longer when it must come from disk.
+Outcome is in each line (and in ``--json``) for grep or jq.
 """
 
 from __future__ import annotations
