@@ -26,9 +26,10 @@ class LogView:
         """Every retained event of a trace, in time order, closed or still open."""
         return self._process.log.trace(tenant, trace_id, open_after=self._process.correlator.cursor)
 
-    def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None, until_ns: int | None = None, limit: int = 1000) -> list[dict]:
+    def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None,
+              until_ns: int | None = None, limit: int = 1000, outcome: str | None = None) -> list[dict]:
         """Events in log order matching every filter given (``since_ns <= ts < until_ns``)."""
-        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit)
+        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit, outcome)
 
     def head(self, stream: str = "events") -> int:
         return self._process.log.head(stream)

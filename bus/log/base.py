@@ -135,6 +135,7 @@ class EventLog(ABC):
         since_ns: int | None = None,
         until_ns: int | None = None,
         limit: int = 1000,
+        outcome: str | None = None,
     ) -> list[dict]:
         """Events in log order matching every filter given (time range on ``ts``)."""
 

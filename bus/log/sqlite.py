@@ -120,6 +120,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 
 EVENTS_PAGE_SIZE = 16384  # bytes; applies when events.db is created (module docstring)
 _ID_CHUNK = 500  # ids per "IN (...)" probe; well under SQLITE_MAX_VARIABLE_NUMBER
+_QUERY_PAGE = 2000  # rows decoded at a time by a query that filters on a field of the body
 # rows per INSERT: 500 x 9 = 4500 parameters (SQLite >= 3.32 allows 32766; older ones 999)
 _INSERT_CHUNK = 500 if sqlite3.sqlite_version_info >= (3, 32, 0) else 100
 
@@ -404,7 +405,9 @@ class SqliteLog(EventLog):
         rows = ev.execute(f"SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq IN ({marks})", seqs).fetchall()
         return {event["seq"]: event for event in decode_rows(rows)}
 
-    def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000) -> list[dict]:
+    def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None) -> list[dict]:
+        """``outcome`` is inside the stored body, not a column: the other filters select rows in
+        pages of ``_QUERY_PAGE``; only bodies holding the outcome's bytes are read and tested."""
         ev, _ = self._conns()
         where, args = [], []
         if tenant is not None:
@@ -420,12 +423,24 @@ class SqliteLog(EventLog):
         if until_ns is not None:
             where.append("ts < ?")
             args.append(until_ns)
-        sql = "SELECT seq, received_ns, publisher, tenant, body FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
-        return decode_rows(ev.execute(sql, args).fetchall())
+        if outcome is not None:
+            # any encoding of the outcome string holds its UTF-8 bytes: rows without them cannot
+            # match, and SQLite skips them; the rest are decoded and tested
+            where.append("instr(body, ?) > 0")
+            args.append(str(outcome).encode())
+        sql = ("SELECT seq, received_ns, publisher, tenant, body FROM events WHERE "
+               + " AND ".join(where + ["seq > ?"]) + " ORDER BY seq LIMIT ?")
+        page = limit if outcome is None else _QUERY_PAGE
+        found: list[dict] = []
+        after = 0
+        while len(found) < limit:
+            rows = ev.execute(sql, args + [after, page]).fetchall()
+            events = decode_rows(rows)
+            found += [e for e in events if outcome is None or e.get("outcome") == outcome][: limit - len(found)]
+            if len(rows) < page:
+                break  # the table is read to its end
+            after = rows[-1][0]
+        return found
 
     # --- cursors -----------------------------------------------------------
     def get_cursor(self, consumer: str, stream: str) -> int | None:

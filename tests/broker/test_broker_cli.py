@@ -117,6 +117,8 @@ def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_
     until = datetime.datetime.fromtimestamp((now - 45 * 10**9) / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert ids("--since", "1d", "--until", until) == [old["id"], failed["id"]]
     assert ids("--tenant", "default", "--type", "authz.") == [check["id"]]
+    assert ids("--outcome", "failure") == [failed["id"]]
+    assert ids("--outcome", "success", "--since", "1h") == [token["id"], check["id"]]
 
     r = secbus("events", "--data-dir", str(b.data_dir), "--type", "authn.", "--limit", "2")
     assert r.returncode == 0, r.stderr
@@ -134,6 +136,7 @@ def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_
     (["--since", "1h", "--until", "2h"], "is not before --until"),
     (["--type", "Authn."], "--type: expected a lowercase type or prefix"),
     (["--limit", "0"], "--limit: expected a positive integer, got '0'"),
+    (["--outcome", "failed"], "--outcome: expected one of success, failure, error, unknown, got 'failed'"),
 ])
 def test_events_with_a_bad_option_names_it_and_exits_2(tmp_path, args, message):
     r = secbus("events", "--data-dir", str(tmp_path), *args)

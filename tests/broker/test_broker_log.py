@@ -99,6 +99,25 @@ def test_query_filters_by_tenant_type_prefix_and_time(log):
     assert len(log.query(limit=2)) == 2
 
 
+def test_query_filters_by_outcome_across_pages_and_stops_at_the_limit(log, monkeypatch):
+    """outcome is inside the body: rows are read in pages and tested decoded; the limit and the
+    other filters still hold, and a page boundary loses nothing."""
+    import secbus.log.sqlite as sqlite_log
+
+    monkeypatch.setattr(sqlite_log, "_QUERY_PAGE", 7)
+    now = time.time_ns()
+    events = [make_event("authn.login" if i % 2 else "authz.check", ts=now + i, outcome="failure" if i % 3 == 0 else "success")
+              for i in range(60)]
+    log.append_events([stamped(e, "acme") for e in events])
+    failures = [e["id"] for e in events if e["outcome"] == "failure"]
+    assert [e["id"] for e in log.query(outcome="failure")] == failures
+    assert [e["id"] for e in log.query(outcome="failure", limit=5)] == failures[:5]
+    logins = [e["id"] for e in events if e["outcome"] == "failure" and e["type"] == "authn.login"]
+    assert [e["id"] for e in log.query(outcome="failure", type_prefix="authn.")] == logins
+    assert log.query(outcome="error") == []
+    assert [e["id"] for e in log.query(since_ns=now + 50, outcome="success")] == [e["id"] for e in events[50:] if e["outcome"] == "success"]
+
+
 def test_trace_lookup_joins_closed_traces_and_open_events_in_time_order(log):
     first = make_event(ts=100)
     second = make_event(trace_id=first["trace_id"], ts=50)
