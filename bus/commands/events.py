@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--since", default=None, help="events stamped at or after: 15m, 2h, 1d ago, or an ISO 8601 time")
     p.add_argument("--until", default=None, help="events stamped before: same forms as --since")
     p.add_argument("--limit", default="100", help="at most this many events, the oldest first (default 100)")
+    p.add_argument("--newest", action="store_true", help="the most recent --limit events instead (still printed oldest first)")
     add_data_dir(p)
     p.add_argument("--json", action="store_true", help="one JSON object per event and line, as stored")
     p.set_defaults(run=run)
@@ -75,7 +76,7 @@ def _filters(args) -> dict:
     if since is not None and until is not None and since >= until:
         raise Usage(f"--since {args.since!r} is not before --until {args.until!r}")
     return {"tenant": args.tenant, "type_prefix": args.type_prefix, "since_ns": since, "until_ns": until,
-            "limit": int(args.limit), "outcome": args.outcome}
+            "limit": int(args.limit), "outcome": args.outcome, "newest": args.newest}
 
 
 def run(args) -> int:
@@ -97,6 +98,8 @@ def run(args) -> int:
         return 1
     more = len(events) > limit
     events = events[:limit]
+    if args.newest:
+        events.reverse()  # read newest first; printed in log order like the rest
     if args.json:
         print_json(events)
     else:
@@ -104,6 +107,7 @@ def run(args) -> int:
             print(f"{iso(e['ts'])}  {e.get('tenant', '?')}  {origin(e)}  {e['type']}  {e['outcome']}  "
                   f"trace={e['trace_id']}  seq={e['seq']}{details(e)}")
     if more:
-        print(f"secbus events: the first {limit} matching events shown, more match: narrow with --since/--until "
+        which = "last" if args.newest else "first"
+        print(f"secbus events: the {which} {limit} matching events shown, more match: narrow with --since/--until "
               f"or raise --limit", file=sys.stderr)
     return 0

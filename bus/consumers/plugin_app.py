@@ -27,9 +27,11 @@ class LogView:
         return self._process.log.trace(tenant, trace_id, open_after=self._process.correlator.cursor)
 
     def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None,
-              until_ns: int | None = None, limit: int = 1000, outcome: str | None = None) -> list[dict]:
-        """Events in log order matching every filter given (``since_ns <= ts < until_ns``)."""
-        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit, outcome)
+              until_ns: int | None = None, limit: int = 1000, outcome: str | None = None,
+              newest: bool = False) -> list[dict]:
+        """Events in log order matching every filter given (``since_ns <= ts < until_ns``); with
+        ``newest``, the last ``limit`` matches, the most recent first."""
+        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest)
 
     def head(self, stream: str = "events") -> int:
         return self._process.log.head(stream)

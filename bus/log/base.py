@@ -136,8 +136,10 @@ class EventLog(ABC):
         until_ns: int | None = None,
         limit: int = 1000,
         outcome: str | None = None,
+        newest: bool = False,
     ) -> list[dict]:
-        """Events in log order matching every filter given (time range on ``ts``)."""
+        """Events in log order matching every filter given (time range on ``ts``); with
+        ``newest``, the last ``limit`` matches, the most recent first."""
 
     # --- cursors -----------------------------------------------------------
     @abstractmethod

@@ -405,7 +405,8 @@ class SqliteLog(EventLog):
         rows = ev.execute(f"SELECT seq, received_ns, publisher, tenant, body FROM events WHERE seq IN ({marks})", seqs).fetchall()
         return {event["seq"]: event for event in decode_rows(rows)}
 
-    def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None) -> list[dict]:
+    def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None,
+              newest=False) -> list[dict]:
         """``outcome`` is inside the stored body, not a column: the other filters select rows in
         pages of ``_QUERY_PAGE``; only bodies holding the outcome's bytes are read and tested."""
         ev, _ = self._conns()
@@ -428,18 +429,20 @@ class SqliteLog(EventLog):
             # match, and SQLite skips them; the rest are decoded and tested
             where.append("instr(body, ?) > 0")
             args.append(str(outcome).encode())
+        # pages follow seq (the rowid) from either end; ``past`` is the last seq read
         sql = ("SELECT seq, received_ns, publisher, tenant, body FROM events WHERE "
-               + " AND ".join(where + ["seq > ?"]) + " ORDER BY seq LIMIT ?")
+               + " AND ".join(where + ["seq < ?" if newest else "seq > ?"])
+               + (" ORDER BY seq DESC LIMIT ?" if newest else " ORDER BY seq LIMIT ?"))
         page = limit if outcome is None else _QUERY_PAGE
         found: list[dict] = []
-        after = 0
+        past = 2**63 - 1 if newest else 0
         while len(found) < limit:
-            rows = ev.execute(sql, args + [after, page]).fetchall()
+            rows = ev.execute(sql, args + [past, page]).fetchall()
             events = decode_rows(rows)
             found += [e for e in events if outcome is None or e.get("outcome") == outcome][: limit - len(found)]
             if len(rows) < page:
                 break  # the table is read to its end
-            after = rows[-1][0]
+            past = rows[-1][0]
         return found
 
     # --- cursors -----------------------------------------------------------

@@ -119,6 +119,8 @@ def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_
     assert ids("--tenant", "default", "--type", "authz.") == [check["id"]]
     assert ids("--outcome", "failure") == [failed["id"]]
     assert ids("--outcome", "success", "--since", "1h") == [token["id"], check["id"]]
+    assert ids("--newest", "--limit", "2") == [token["id"], check["id"]]  # the last two, in log order
+    assert ids("--newest", "--type", "authn.", "--limit", "1") == [token["id"]]
 
     r = secbus("events", "--data-dir", str(b.data_dir), "--type", "authn.", "--limit", "2")
     assert r.returncode == 0, r.stderr

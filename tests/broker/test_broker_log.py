@@ -115,6 +115,8 @@ def test_query_filters_by_outcome_across_pages_and_stops_at_the_limit(log, monke
     logins = [e["id"] for e in events if e["outcome"] == "failure" and e["type"] == "authn.login"]
     assert [e["id"] for e in log.query(outcome="failure", type_prefix="authn.")] == logins
     assert log.query(outcome="error") == []
+    assert [e["id"] for e in log.query(outcome="failure", newest=True, limit=3)] == failures[::-1][:3]
+    assert [e["id"] for e in log.query(newest=True, limit=2, type_prefix="authz.")] == [e["id"] for e in events if e["type"] == "authz.check"][::-1][:2]
     assert [e["id"] for e in log.query(since_ns=now + 50, outcome="success")] == [e["id"] for e in events[50:] if e["outcome"] == "success"]
 
 
