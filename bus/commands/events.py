@@ -31,7 +31,7 @@ class Usage(ValueError):
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("events", help="print stored events by type prefix, tenant and time range")
+    p = sub.add_parser("events", help="print stored events by type prefix, tenant, outcome and time range")
     p.add_argument("--type", dest="type_prefix", default=None, help="a type or prefix, such as authn. or authn.login")
     p.add_argument("--tenant", default=None, help="only this tenant's events (default: every tenant)")
     p.add_argument("--outcome", default=None, help=f"only events with this outcome: {', '.join(OUTCOMES)}")
