@@ -29,18 +29,23 @@ from . import components
 LEFTOVER_WAIT = 5.0  # seconds
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first, then the parent
+    pid), or ``None`` once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process (from ``/proc/*/stat``; empty where there is no /proc)."""
+    """pid -> parent pid of every process (empty where there is no /proc)."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue  # gone meanwhile
-        parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])  # the field after the state
+        fields = _stat(entry) if entry.isdigit() else None
+        if fields is not None:
+            parents[int(entry)] = int(fields[1])
     return parents
 
 
@@ -63,11 +68,8 @@ def descendants(pid: int) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
-    except OSError:
-        return False
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"  # a zombie has exited
 
 
 def wait_gone(pids: set[int], timeout: float = LEFTOVER_WAIT) -> set[int]:

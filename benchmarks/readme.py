@@ -27,6 +27,12 @@ def _fig(data: dict, section: str, *path, default=None):
     return value
 
 
+def _elsewhere(run: dict, here: dict) -> str:
+    """``, on MODEL`` when ``run`` was measured on another machine than ``here``, else nothing."""
+    model = run["meta"]["machine"]["cpu_model"]
+    return "" if model == here["cpu_model"] else f", on {model}"
+
+
 def section(data: dict) -> str:
     meta = data["meta"]
     m = meta["machine"]
@@ -54,9 +60,7 @@ def section(data: dict) -> str:
         if not full.exists():
             continue
         fm = json.loads(full.read_text())
-        where = fm["meta"]["machine"]["cpu_model"]
-        if where != m["cpu_model"]:
-            how = f"{how}, on {where}"  # an earlier run on another machine: say which
+        how += _elsewhere(fm, m)
         for t in fm["sections"][section]["targets"]:
             if section == "e2e" and not ("highest bounded" in t["name"] or "publish-to-ACK" in t["name"]):
                 continue  # the full run's other e2e figures repeat the quick run's (but its ACK runs last 10 s, not 2)
@@ -94,9 +98,7 @@ def section(data: dict) -> str:
         soak = run["sections"].get("soak")
         if soak and soak.get("figures"):
             f = soak["figures"]
-            when = "" if run is data else f", full mode, {run['meta']['started'][:16]}"
-            if run is not data and run["meta"]["machine"]["cpu_model"] != m["cpu_model"]:
-                when += f", on {run['meta']['machine']['cpu_model']}"
+            when = "" if run is data else f", full mode, {run['meta']['started'][:16]}{_elsewhere(run, m)}"
             lines.append(f"- Soak with faults ({fmt(run['meta']['config']['soak_seconds'])} s{when}, broker SIGKILLed {f.get('kills')} times, "
                          f"a handler failing a fifth of its batches, publishers in both SDKs: {sum(f.get('emitted', {}).values()):,} events): "
                          f"{f.get('lost_log')} lost and {f.get('duplicated_log')} duplicated in the log, {f.get('lost_audit')} lost and "

@@ -23,9 +23,7 @@ import itertools
 import os
 
 _COUNTER_WRAP = 1 << 32
-
-
-_HEX2 = tuple(f"{i:02x}" for i in range(256))
+_HEX2 = tuple(f"{i:02x}" for i in range(256))  # the counter's last two hex digits
 
 
 class _State:
