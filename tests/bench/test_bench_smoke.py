@@ -72,6 +72,8 @@ def test_command_line_runs_a_section_and_writes_results(tmp_path):
     sec = data["sections"]["overhead"]
     assert sec["status"] in ("ok", "partial"), sec
     assert sec["figures"]["python_verify_ns"] > 0
+    # the calling thread's own share is reported beside the process's (a ratio, so any sign)
+    assert isinstance(sec["figures"]["python_overhead_caller_cpu"], float)
     assert data["meta"]["machine"]["cores"] >= 1
     assert (tmp_path / "latest.md").read_text().startswith("# secbus benchmark results (tiny mode)")
 
@@ -83,6 +85,7 @@ def test_command_line_runs_a_section_and_writes_results(tmp_path):
     text = readme_path.read_text()
     assert text.startswith("# project\n\nintro\n\n## Performance\n")
     assert text.count("## Performance") == 1
+    assert "in the calling thread, `emit()` itself" in text
 
 
 def test_command_line_rejects_an_unknown_section(tmp_path):
