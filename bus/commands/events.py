@@ -1,13 +1,15 @@
-"""``secbus events``: stored events by type prefix, tenant, outcome and time range, in log order.
+"""``secbus events``: stored events by type prefix, tenant, time range and body fields, in log order.
 
-For an analyst's first questions ("every failed login of the last hour"): the
-log's ``query`` (``type``, ``tenant`` and a range on the event's ``ts``) with
-a limit.  None of these columns is indexed (indexes on the ingest path cost a
+For an analyst's first questions ("every failed login of the last hour", "what
+did alice do today", "every check of key k-7"): the log's ``query`` (``type``,
+``tenant`` and a range on the event's ``ts``, plus fields of the body) with a
+limit.  None of these columns is indexed (indexes on the ingest path cost a
 factor of three, ARCHITECTURE.md), so a query reads the events table in log
 order until it has ``--limit`` matches: 0.23 s for a million events (442 MB)
 with the log in the page cache, measured; longer when it must come from disk.
-``--outcome`` is not a column: SQLite keeps the bodies that hold the outcome's
-bytes and those are decoded and tested (0.77 s for the same million).
+``--outcome``, the actor, source and attr options are not columns: SQLite keeps
+the bodies that hold the value's bytes and those are decoded and tested
+(``secbus.log.fields``; 0.77 s for the same million with ``--outcome``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ import re
 import sys
 import time
 
-from secbus_sdk.event import OUTCOMES
+from secbus_sdk.event import ATTR_KEY_RE, OUTCOMES, SEVERITIES
 
 from .stored import add_data_dir, data_dir_of, details, iso, open_log, origin, print_json
 
 _AGO = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TYPE_PREFIX = re.compile(r"[a-z0-9_.]+")
+# option (argparse dest) -> the body field it compares
+_FIELD_OPTIONS = {"actor_user": "actor.user", "actor_ip": "actor.ip", "actor_key_id": "actor.key_id",
+                  "actor_session": "actor.session", "service": "source.service", "host": "source.host",
+                  "resource": "resource", "reason": "reason", "severity": "severity"}
 
 
 class Usage(ValueError):
@@ -31,10 +37,16 @@ class Usage(ValueError):
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("events", help="print stored events by type prefix, tenant, outcome and time range")
+    p = sub.add_parser("events", help="print stored events by type prefix, tenant, time range, outcome, actor and more")
     p.add_argument("--type", dest="type_prefix", default=None, help="a type or prefix, such as authn. or authn.login")
     p.add_argument("--tenant", default=None, help="only this tenant's events (default: every tenant)")
     p.add_argument("--outcome", default=None, help=f"only events with this outcome: {', '.join(OUTCOMES)}")
+    p.add_argument("--severity", default=None, help=f"only events with this severity: {', '.join(SEVERITIES)}")
+    for option, field in _FIELD_OPTIONS.items():
+        if option != "severity":
+            p.add_argument("--" + option.replace("_", "-"), default=None, metavar="TEXT", help=f"only events whose {field} is TEXT")
+    p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
+                   help="only events with this attribute (repeatable; numbers and true/false compare as written)")
     p.add_argument("--since", default=None, help="events stamped at or after: 15m, 2h, 1d ago, or an ISO 8601 time")
     p.add_argument("--until", default=None, help="events stamped before: same forms as --since")
     p.add_argument("--limit", default="100", help="at most this many events, the oldest first (default 100)")
@@ -68,6 +80,8 @@ def _filters(args) -> dict:
                     f"got {args.type_prefix!r}")
     if args.outcome is not None and args.outcome not in OUTCOMES:
         raise Usage(f"--outcome: expected one of {', '.join(OUTCOMES)}, got {args.outcome!r}")
+    if args.severity is not None and args.severity not in SEVERITIES:
+        raise Usage(f"--severity: expected one of {', '.join(SEVERITIES)}, got {args.severity!r}")
     if not args.limit.isdigit() or int(args.limit) < 1:
         raise Usage(f"--limit: expected a positive integer, got {args.limit!r}")
     now_ns = time.time_ns()
@@ -76,7 +90,19 @@ def _filters(args) -> dict:
     if since is not None and until is not None and since >= until:
         raise Usage(f"--since {args.since!r} is not before --until {args.until!r}")
     return {"tenant": args.tenant, "type_prefix": args.type_prefix, "since_ns": since, "until_ns": until,
-            "limit": int(args.limit), "outcome": args.outcome, "newest": args.newest}
+            "limit": int(args.limit), "outcome": args.outcome, "newest": args.newest, "fields": _body_fields(args)}
+
+
+def _body_fields(args) -> dict[str, str]:
+    """The body fields the options ask for (``secbus.log.fields`` paths)."""
+    fields = {field: getattr(args, option) for option, field in _FIELD_OPTIONS.items()
+              if getattr(args, option) is not None}
+    for attr in args.attr:
+        key, equals, value = attr.partition("=")
+        if not equals or not ATTR_KEY_RE.fullmatch(key):
+            raise Usage(f"--attr: expected KEY=VALUE, KEY a letter or _ then letters, digits, _ . : -, got {attr!r}")
+        fields["attrs." + key] = value
+    return fields
 
 
 def run(args) -> int:

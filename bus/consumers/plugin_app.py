@@ -8,7 +8,7 @@ handlers run.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from secbus_sdk.event import SEVERITIES, new_event_id
 
@@ -28,10 +28,11 @@ class LogView:
 
     def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None,
               until_ns: int | None = None, limit: int = 1000, outcome: str | None = None,
-              newest: bool = False) -> list[dict]:
+              newest: bool = False, fields: Mapping[str, str] | None = None) -> list[dict]:
         """Events in log order matching every filter given (``since_ns <= ts < until_ns``); with
-        ``newest``, the last ``limit`` matches, the most recent first."""
-        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest)
+        ``newest``, the last ``limit`` matches, the most recent first; ``fields`` must equal
+        the given text (``{"actor.user": "alice", "attrs.alg": "ed25519"}``)."""
+        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest, fields)
 
     def head(self, stream: str = "events") -> int:
         return self._process.log.head(stream)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -137,9 +137,12 @@ class EventLog(ABC):
         limit: int = 1000,
         outcome: str | None = None,
         newest: bool = False,
+        fields: Mapping[str, str] | None = None,
     ) -> list[dict]:
         """Events in log order matching every filter given (time range on ``ts``); with
-        ``newest``, the last ``limit`` matches, the most recent first."""
+        ``newest``, the last ``limit`` matches, the most recent first.  ``fields`` are fields
+        of the body that must equal the given text (``{"actor.user": "alice"}``, see
+        :mod:`secbus.log.fields`); ``outcome`` is short for ``fields={"outcome": ...}``."""
 
     # --- cursors -----------------------------------------------------------
     @abstractmethod

@@ -220,8 +220,9 @@ class CachedLog(EventLog):
     def trace(self, tenant, trace_id, open_after=0):
         return self.inner.trace(tenant, trace_id, open_after)
 
-    def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None, newest=False):
-        return self.inner.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest)
+    def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None, newest=False,
+              fields=None):
+        return self.inner.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest, fields)
 
     def get_cursor(self, consumer, stream):
         return self.inner.get_cursor(consumer, stream)

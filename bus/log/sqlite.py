@@ -75,6 +75,7 @@ import msgspec
 
 from . import traces as trace_store
 from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
+from .fields import FieldMatch
 from .stored import StoredRow, decode_rows
 
 log = logging.getLogger("secbus.log")
@@ -406,9 +407,11 @@ class SqliteLog(EventLog):
         return {event["seq"]: event for event in decode_rows(rows)}
 
     def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None,
-              newest=False) -> list[dict]:
-        """``outcome`` is inside the stored body, not a column: the other filters select rows in
-        pages of ``_QUERY_PAGE``; only bodies holding the outcome's bytes are read and tested."""
+              newest=False, fields=None) -> list[dict]:
+        """``fields`` (and ``outcome``) are inside the stored body, not columns: the other filters
+        select rows in pages of ``_QUERY_PAGE``; only bodies holding every needle of the
+        :class:`FieldMatch` are read and tested."""
+        match = FieldMatch(dict(fields or {}, **({} if outcome is None else {"outcome": outcome})))
         ev, _ = self._conns()
         where, args = [], []
         if tenant is not None:
@@ -424,22 +427,21 @@ class SqliteLog(EventLog):
         if until_ns is not None:
             where.append("ts < ?")
             args.append(until_ns)
-        if outcome is not None:
-            # any encoding of the outcome string holds its UTF-8 bytes: rows without them cannot
-            # match, and SQLite skips them; the rest are decoded and tested
+        for needle in match.needles:
+            # rows without the needle cannot match, and SQLite skips them undecoded
             where.append("instr(body, ?) > 0")
-            args.append(str(outcome).encode())
+            args.append(needle)
         # pages follow seq (the rowid) from either end; ``past`` is the last seq read
         sql = ("SELECT seq, received_ns, publisher, tenant, body FROM events WHERE "
                + " AND ".join(where + ["seq < ?" if newest else "seq > ?"])
                + (" ORDER BY seq DESC LIMIT ?" if newest else " ORDER BY seq LIMIT ?"))
-        page = limit if outcome is None else _QUERY_PAGE
+        page = _QUERY_PAGE if match else limit
         found: list[dict] = []
         past = 2**63 - 1 if newest else 0
         while len(found) < limit:
             rows = ev.execute(sql, args + [past, page]).fetchall()
             events = decode_rows(rows)
-            found += [e for e in events if outcome is None or e.get("outcome") == outcome][: limit - len(found)]
+            found += [e for e in events if not match or match.matches(e)][: limit - len(found)]
             if len(rows) < page:
                 break  # the table is read to its end
             past = rows[-1][0]

@@ -100,14 +100,14 @@ def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_
     now = time.time_ns()
     old = make_event("authn.login", ts=now - 3 * 3600 * 10**9)
     failed = make_event("authn.login", ts=now - 60 * 10**9, outcome="failure", actor={"user": "alice"})
-    token = make_event("authn.token.verify", ts=now - 30 * 10**9)
-    check = make_event("authz.check", ts=now - 10 * 10**9)
+    token = make_event("authn.token.verify", ts=now - 30 * 10**9, attrs={"alg": "RS256", "cached": True})
+    check = make_event("authz.check", ts=now - 10 * 10**9, service="billing", actor={"user": "bob", "ip": "10.0.0.7"})
     with b.client() as c:
         c.publish([old, failed, token, check])
 
     def ids(*args) -> list[str]:
         r = secbus("events", "--data-dir", str(b.data_dir), "--json", *args)
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == (0 if r.stdout else 1), r.stderr  # 1: nothing matched
         return [json.loads(line)["id"] for line in r.stdout.splitlines()]
 
     assert ids() == [old["id"], failed["id"], token["id"], check["id"]]
@@ -121,6 +121,11 @@ def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_
     assert ids("--outcome", "success", "--since", "1h") == [token["id"], check["id"]]
     assert ids("--newest", "--limit", "2") == [token["id"], check["id"]]  # the last two, in log order
     assert ids("--newest", "--type", "authn.", "--limit", "1") == [token["id"]]
+    assert ids("--actor-user", "alice") == [failed["id"]]
+    assert ids("--actor-ip", "10.0.0.7", "--service", "billing") == [check["id"]]
+    assert ids("--service", "tests", "--type", "authz.") == []
+    assert ids("--attr", "alg=RS256", "--attr", "cached=true") == [token["id"]]
+    assert ids("--attr", "cached=false") == []
 
     r = secbus("events", "--data-dir", str(b.data_dir), "--type", "authn.", "--limit", "2")
     assert r.returncode == 0, r.stderr
@@ -139,6 +144,9 @@ def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_
     (["--type", "Authn."], "--type: expected a lowercase type or prefix"),
     (["--limit", "0"], "--limit: expected a positive integer, got '0'"),
     (["--outcome", "failed"], "--outcome: expected one of success, failure, error, unknown, got 'failed'"),
+    (["--severity", "urgent"], "--severity: expected one of info, low, medium, high, critical, got 'urgent'"),
+    (["--attr", "alg"], "--attr: expected KEY=VALUE"),
+    (["--attr", "bad key=1"], "got 'bad key=1'"),
 ])
 def test_events_with_a_bad_option_names_it_and_exits_2(tmp_path, args, message):
     r = secbus("events", "--data-dir", str(tmp_path), *args)

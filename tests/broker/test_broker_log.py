@@ -7,6 +7,7 @@ retention that never passes a floor.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -118,6 +119,51 @@ def test_query_filters_by_outcome_across_pages_and_stops_at_the_limit(log, monke
     assert [e["id"] for e in log.query(outcome="failure", newest=True, limit=3)] == failures[::-1][:3]
     assert [e["id"] for e in log.query(newest=True, limit=2, type_prefix="authz.")] == [e["id"] for e in events if e["type"] == "authz.check"][::-1][:2]
     assert [e["id"] for e in log.query(since_ns=now + 50, outcome="success")] == [e["id"] for e in events[50:] if e["outcome"] == "success"]
+
+
+def test_query_filters_by_body_fields_actor_source_and_attrs(log, monkeypatch):
+    """An analyst's "what did alice do": fields inside the body, nested ones by path, attrs of
+    any scalar type compared as text; every field must hold, across page boundaries."""
+    import secbus.log.sqlite as sqlite_log
+
+    monkeypatch.setattr(sqlite_log, "_QUERY_PAGE", 5)
+    now = time.time_ns()
+    events = [make_event("authn.signature.verify", ts=now + i, service="billing" if i % 2 else "web",
+                         actor={"user": "alice" if i % 3 == 0 else "bob", "key_id": f"k-{i % 4}"},
+                         attrs={"alg": "ed25519", "bytes": 256 if i % 5 else 512, "cached": i % 2 == 0},
+                         resource=f"doc/{i}")
+              for i in range(40)]
+    log.append_events([stamped(e) for e in events])
+
+    def ids(**fields) -> list[str]:
+        return [e["id"] for e in log.query(fields=fields)]
+
+    def expected(test) -> list[str]:
+        return [e["id"] for e in events if test(e)]
+
+    assert ids(**{"actor.user": "alice"}) == expected(lambda e: e["actor"]["user"] == "alice")
+    assert ids(**{"actor.user": "alice", "source.service": "billing"}) == expected(
+        lambda e: e["actor"]["user"] == "alice" and e["source"]["service"] == "billing")
+    assert ids(**{"actor.key_id": "k-3", "attrs.bytes": "512"}) == expected(
+        lambda e: e["actor"]["key_id"] == "k-3" and e["attrs"]["bytes"] == 512)
+    assert ids(**{"attrs.cached": "true"}) == expected(lambda e: e["attrs"]["cached"])
+    assert ids(resource="doc/7") == [events[7]["id"]]
+    assert ids(**{"actor.user": "mallory"}) == []
+    assert ids(**{"attrs.missing": "x"}) == []
+    # "alice" is in no bob event's body, but "k-1" is in alice's key ids and in bob's: only the test decides
+    assert [e["id"] for e in log.query(outcome="success", fields={"actor.key_id": "k-1"}, newest=True, limit=2)] == \
+        expected(lambda e: e["actor"]["key_id"] == "k-1")[::-1][:2]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"actor.name": "x"}, "got 'actor.name'"),
+    ({"type": "authn.login"}, "got 'type'"),
+    ({"attrs.bad key": "x"}, "got 'attrs.bad key'"),
+    ({"outcome": 1}, "fields['outcome']: expected a string to compare with, got 1"),
+])
+def test_query_with_an_unknown_field_names_it(log, fields, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        log.query(fields=fields)
 
 
 def test_trace_lookup_joins_closed_traces_and_open_events_in_time_order(log):
