@@ -197,23 +197,31 @@ def load(
     ``flags`` is a nested dict like the file (only the keys given on the
     command line).  Raises :class:`ConfigError` naming the bad key."""
     environ = os.environ if environ is None else environ
-    config = copy.deepcopy(DEFAULTS)
     path = path or environ.get("SECBUS_CONFIG")
+    config = copy.deepcopy(DEFAULTS)
+    for _source, values in layers(path, environ, flags):
+        _merge(config, values)
+    check(config)
+    config["config_path"] = str(path) if path else None
+    return config
+
+
+def layers(path: str | os.PathLike | None, environ: Mapping[str, str], flags: Mapping[str, Any] | None) -> list[tuple[str, dict]]:
+    """What each source sets over the defaults, lowest precedence first: ``("file", ...)``,
+    ``("environment", ...)``, ``("flags", ...)`` (nested dicts like the file)."""
+    out: list[tuple[str, dict]] = []
     if path:
         try:
             with open(path, "rb") as fh:
-                data = tomllib.load(fh)
+                out.append(("file", tomllib.load(fh)))
         except FileNotFoundError:
             raise ConfigError(f"config file {path}: not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-        _merge(config, data)
-    _merge(config, env_overrides(environ))
+    out.append(("environment", env_overrides(environ)))
     if flags:
-        _merge(config, flags)
-    check(config)
-    config["config_path"] = str(path) if path else None
-    return config
+        out.append(("flags", dict(flags)))
+    return out
 
 
 def check(config: Mapping[str, Any]) -> None:

@@ -11,13 +11,18 @@ from ..config import ConfigError, load
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="run the broker", description="Run the broker on embedded defaults (see docs/operations.md).")
+    add_config_options(p)
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(run=run)
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """The options that choose the broker's config (``serve`` and ``config`` share them)."""
     p.add_argument("--config", metavar="FILE", help="TOML config file (default: $SECBUS_CONFIG, else none)")
     p.add_argument("--data-dir", metavar="DIR", help="where the event log lives (default ./secbus-data)")
     p.add_argument("--ingest", metavar="ADDR", help="ingest ROUTER endpoint (default tcp://127.0.0.1:7878)")
     p.add_argument("--feed", metavar="ADDR", help="live feed XPUB endpoint (default tcp://127.0.0.1:7879)")
     p.add_argument("--http", metavar="HOST:PORT", help="HTTP address for /healthz and /metrics (default 127.0.0.1:7880)")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.set_defaults(run=run)
 
 
 def flags_of(args: argparse.Namespace) -> dict:

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from support.broker import secbus_command, wait_until
+from support.broker import run_secbus as secbus, secbus_command, wait_until
 from support.events import make_event
 
 FAST = {"correlation": {"trace_idle_ms": 200, "expire_interval_ms": 50}}
-
-
-def secbus(*args, timeout=30, env=None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SECBUS_")}
-    full_env.update(env or {})
-    return subprocess.run(secbus_command() + list(args), capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 def test_emit_prints_the_event_id_after_the_ack_and_the_event_is_stored(broker_factory):

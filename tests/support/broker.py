@@ -154,6 +154,13 @@ def secbus_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "secbus.cli"]
 
 
+def run_secbus(*args: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``secbus ARGS...`` as a user runs it: no ``SECBUS_*`` from the test's environment but ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SECBUS_")}
+    full_env.update(env or {})
+    return subprocess.run(secbus_command() + list(args), capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
 #: Brokers started and not yet stopped or killed (stop_leftovers ends them after the session).
 RUNNING: "set[BrokerProcess]" = set()
 

@@ -1,0 +1,132 @@
+"""``secbus config show|check``: the broker's effective configuration, and a check before a restart.
+
+Both take ``serve``'s options and build the config exactly as ``serve`` would
+(defaults < file < ``SECBUS_*`` environment < flags).
+
+* ``show`` prints it as TOML (a file ``serve --config`` accepts); ``--sources``
+  prints one line per setting instead, with where its value came from.  A value
+  whose key names a secret (the redaction words: ``token``, ``secret``,
+  ``password``, ``authorization``...) is printed as ``"[masked]"``, unless the key
+  names a file (``server_secret_key_file``): a path to a secret is not one.
+* ``check`` runs what ``serve`` checks before it binds anything: the config, the
+  CURVE key file and allow-list, the loopback rule for each listener, and every
+  enabled handler resolved through its entry point.  A handler's own settings are
+  checked by the handler when it starts (the broker log and ``/healthz`` name the
+  problem), because starting one can open files, processes and connections.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, Iterator, Mapping
+
+import tomli_w
+
+from ..config import DEFAULTS, ConfigError, data_dir_of, env_names, layers, load
+from ..ingest.redact import DEFAULT_SECRET_WORDS
+from .serve import add_config_options, flags_of
+
+MASKED = "[masked]"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("config", help="show the effective config, or check it before a restart")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="print the config serve would run with, as TOML (secrets masked)")
+    add_config_options(show)
+    show.add_argument("--sources", action="store_true", help="one line per setting with where its value came from")
+    show.set_defaults(run=run_show)
+    check = actions.add_parser("check", help="check the config, keys, binds and handlers as serve would; exit 0 when ready")
+    add_config_options(check)
+    check.set_defaults(run=run_check)
+
+
+def _load(args, command: str) -> dict | None:
+    try:
+        return load(args.config, flags=flags_of(args))
+    except ConfigError as exc:
+        print(f"secbus config {command}: config error: {exc}", file=sys.stderr)
+        return None
+
+
+def run_show(args) -> int:
+    config = _load(args, "show")
+    if config is None:
+        return 2
+    path = config.pop("config_path")
+    shown = masked(config)
+    if not args.sources:
+        sys.stdout.write(tomli_w.dumps(shown))
+        return 0
+    sources = sources_of(path, args)
+    for key, value in leaves(shown):
+        print(f"{key} = {json.dumps(value)}  # {sources.get(key, 'default')}")
+    return 0
+
+
+def run_check(args) -> int:
+    from ..auth.binding import InsecureBindError
+    from ..auth.security import Security, SecurityError
+    from ..consumers.plugins import plugin_manager
+
+    config = _load(args, "check")
+    if config is None:
+        return 2
+    problems: list[str] = []
+    try:
+        security = Security.from_config(config)
+        notes = security.check_binds(config["ingest"]["endpoint"], config["feed"]["endpoint"], config["http"]["address"])
+    except (SecurityError, InsecureBindError) as exc:
+        problems.append(str(exc))
+        notes = []
+    logging.disable(logging.ERROR)  # plugin_manager logs what it skips; said once below instead
+    try:
+        _pm, plugins, skipped = plugin_manager(config["handlers"]["enabled"])
+    finally:
+        logging.disable(logging.NOTSET)
+    problems += [f"handler {name!r}: {why}" for name, why in skipped.items()]
+    for note in notes:
+        print(f"secbus config check: {note}")
+    if problems:
+        for problem in problems:
+            print(f"secbus config check: {problem}", file=sys.stderr)
+        return 2
+    print(f"secbus config check: OK: config {config['config_path'] or '(none: defaults and environment)'}; "
+          f"data in {data_dir_of(config).resolve()}; handlers {', '.join(plugins) or 'none'} (their own settings "
+          f"are checked when they start)")
+    return 0
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """A copy of the config with the values of secret-named keys replaced by ``[masked]``."""
+    if isinstance(value, Mapping):
+        return {k: masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, key) for v in value]
+    lowered = key.lower()
+    if value and any(word in lowered for word in DEFAULT_SECRET_WORDS) and not lowered.endswith("_file"):
+        return MASKED
+    return value
+
+
+def leaves(config: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted.key, value)`` for every setting; an array of tables (``auth.clients``) is one."""
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def sources_of(path: str | None, args) -> dict[str, str]:
+    """Where each setting that is not a default came from: the file, a variable, a flag."""
+    env = {key: name for key, name, _default in env_names(DEFAULTS)}
+    out: dict[str, str] = {}
+    for source, values in layers(path, os.environ, flags_of(args)):
+        for key, _value in leaves(values):
+            out[key] = {"file": f"file {path}", "environment": f"environment {env.get(key, '')}".rstrip(),
+                        "flags": "command line"}[source]
+    return out
