@@ -14,26 +14,18 @@ the bodies that hold the value's bytes and those are decoded and tested
 
 from __future__ import annotations
 
-import datetime
 import re
 import sys
-import time
 
 from secbus_sdk.event import ATTR_KEY_RE, OUTCOMES, SEVERITIES
 
-from .stored import add_data_dir, data_dir_of, details, iso, open_log, origin, print_json
+from .stored import Usage, add_range_options, event_line, open_log, print_listing, range_of
 
-_AGO = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TYPE_PREFIX = re.compile(r"[a-z0-9_.]+")
 # option (argparse dest) -> the body field it compares
 _FIELD_OPTIONS = {"actor_user": "actor.user", "actor_ip": "actor.ip", "actor_key_id": "actor.key_id",
                   "actor_session": "actor.session", "service": "source.service", "host": "source.host",
                   "resource": "resource", "reason": "reason", "severity": "severity"}
-
-
-class Usage(ValueError):
-    """A bad option value; the message names the option and the value."""
 
 
 def add_parser(sub) -> None:
@@ -47,31 +39,8 @@ def add_parser(sub) -> None:
             p.add_argument("--" + option.replace("_", "-"), default=None, metavar="TEXT", help=f"only events whose {field} is TEXT")
     p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
                    help="only events with this attribute (repeatable; numbers and true/false compare as written)")
-    p.add_argument("--since", default=None, help="events stamped at or after: 15m, 2h, 1d ago, or an ISO 8601 time")
-    p.add_argument("--until", default=None, help="events stamped before: same forms as --since")
-    p.add_argument("--limit", default="100", help="at most this many events, the oldest first (default 100)")
-    p.add_argument("--newest", action="store_true", help="the most recent --limit events instead (still printed oldest first)")
-    add_data_dir(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per event and line, as stored")
+    add_range_options(p, "events", "stamped")
     p.set_defaults(run=run)
-
-
-def parse_when(value: str, option: str, now_ns: int) -> int:
-    """ns since the epoch for ``15m``/``2h``/``1d`` (that long before ``now_ns``) or an ISO 8601
-    time (UTC when it names no zone)."""
-    text = value.strip()
-    ago = _AGO.fullmatch(text)
-    if ago:
-        return now_ns - int(float(ago[1]) * _SECONDS[ago[2]] * 1_000_000_000)
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise Usage(f"{option}: expected a time ago such as 15m, 2h or 1d, or an ISO 8601 time such as "
-                    f"2026-12-07T19:00:00Z, got {value!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    delta = when - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def _filters(args) -> dict:
@@ -82,15 +51,9 @@ def _filters(args) -> dict:
         raise Usage(f"--outcome: expected one of {', '.join(OUTCOMES)}, got {args.outcome!r}")
     if args.severity is not None and args.severity not in SEVERITIES:
         raise Usage(f"--severity: expected one of {', '.join(SEVERITIES)}, got {args.severity!r}")
-    if not args.limit.isdigit() or int(args.limit) < 1:
-        raise Usage(f"--limit: expected a positive integer, got {args.limit!r}")
-    now_ns = time.time_ns()
-    since = None if args.since is None else parse_when(args.since, "--since", now_ns)
-    until = None if args.until is None else parse_when(args.until, "--until", now_ns)
-    if since is not None and until is not None and since >= until:
-        raise Usage(f"--since {args.since!r} is not before --until {args.until!r}")
+    since, until, limit = range_of(args)
     return {"tenant": args.tenant, "type_prefix": args.type_prefix, "since_ns": since, "until_ns": until,
-            "limit": int(args.limit), "outcome": args.outcome, "newest": args.newest, "fields": _body_fields(args)}
+            "limit": limit, "outcome": args.outcome, "newest": args.newest, "fields": _body_fields(args)}
 
 
 def _body_fields(args) -> dict[str, str]:
@@ -119,21 +82,8 @@ def run(args) -> int:
         events = log.query(**dict(filters, limit=limit + 1))  # one more: to tell whether more match
     finally:
         log.close()
-    if not events:
-        print(f"secbus events: no stored events match in {data_dir_of(args)}", file=sys.stderr)
-        return 1
     more = len(events) > limit
     events = events[:limit]
     if args.newest:
         events.reverse()  # read newest first; printed in log order like the rest
-    if args.json:
-        print_json(events)
-    else:
-        for e in events:
-            print(f"{iso(e['ts'])}  {e.get('tenant', '?')}  {origin(e)}  {e['type']}  {e['outcome']}  "
-                  f"trace={e['trace_id']}  seq={e['seq']}{details(e)}")
-    if more:
-        which = "last" if args.newest else "first"
-        print(f"secbus events: the {which} {limit} matching events shown, more match: narrow with --since/--until "
-              f"or raise --limit", file=sys.stderr)
-    return 0
+    return print_listing("events", events, more, args, event_line)
