@@ -7,7 +7,10 @@ Both take ``serve``'s options and build the config exactly as ``serve`` would
   prints one line per setting instead, with where its value came from.  A value
   whose key names a secret (the redaction words: ``token``, ``secret``,
   ``password``, ``authorization``...) is printed as ``"[masked]"``, unless the key
-  names a file (``server_secret_key_file``): a path to a secret is not one.
+  names a file (``server_secret_key_file``): a path to a secret is not one.  A
+  ``url`` (a webhook's) is shown as scheme, host and port (``secbus.shown_url``:
+  its path or query may be the secret), and a password inside any other URL
+  (``scheme://user:pw@host``) is masked.
 * ``check`` runs what ``serve`` checks before it binds anything: the config, the
   CURVE key file and allow-list, the loopback rule for each listener, and every
   enabled handler resolved through its entry point.  A handler's own settings are
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any, Iterator, Mapping
 
@@ -27,9 +31,11 @@ import tomli_w
 
 from ..config import DEFAULTS, ConfigError, data_dir_of, env_names, layers, load
 from ..ingest.redact import DEFAULT_SECRET_WORDS
+from ..shown_url import shown_url
 from .serve import add_config_options, flags_of
 
 MASKED = "[masked]"
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")  # scheme://user:PASSWORD@host
 
 
 def add_parser(sub) -> None:
@@ -109,6 +115,10 @@ def masked(value: Any, key: str = "") -> Any:
     lowered = key.lower()
     if value and any(word in lowered for word in DEFAULT_SECRET_WORDS) and not lowered.endswith("_file"):
         return MASKED
+    if isinstance(value, str) and (lowered == "url" or lowered.endswith("_url")):
+        return shown_url(value)
+    if isinstance(value, str) and "@" in value and "://" in value:
+        return _URL_PASSWORD.sub(rf"\1{MASKED}@", value)
     return value
 
 

@@ -18,7 +18,9 @@ Delivery policy (why it is this way):
 
 Every POST carries ``Idempotency-Key: <alert id>`` because delivery is at
 least once: a receiver can drop a repeat.  Configured ``headers`` (e.g. an
-``Authorization`` token) are sent but never logged.  stdlib ``urllib`` is
+``Authorization`` token) are sent but never logged, and logs and errors name the
+receiver by scheme, host and port only (``secbus.shown_url``): a webhook URL often
+holds its secret in the path or query.  stdlib ``urllib`` is
 used because the hook runs in the handler's own thread, where a blocking
 call is the simplest correct thing.
 """
@@ -32,6 +34,7 @@ import urllib.error
 import urllib.request
 
 from secbus import hookimpl
+from secbus.shown_url import shown_url
 
 from .._settings import Settings
 from .common import min_severity, passes
@@ -55,8 +58,9 @@ class WebhookOutput:
     def startup(self, app) -> None:
         s = Settings(app.name, app.settings)
         self.url = s.string("url")
+        self.shown = shown_url(self.url)
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"[handlers.{app.name}] url: expected an http:// or https:// URL, got {self.url!r}")
+            raise ValueError(f"[handlers.{app.name}] url: expected an http:// or https:// URL, got {self.shown!r}")
         self.timeout = s.number("timeout", 5.0, minimum=0.001)
         self.retries = s.integer("retries", 4)
         self.backoff = s.number("backoff", 0.5)
@@ -100,7 +104,7 @@ class WebhookOutput:
             if status is not None and 400 <= status < 500 and status not in TRANSIENT:
                 self.rejected += 1
                 log.error("alert-webhook: %s refused alert %s with %s; not retrying this alert",
-                          self.url, alert.get("id"), problem)
+                          self.shown, alert.get("id"), problem)
                 return
             if attempt < self.retries:
                 wait = min(self.max_backoff, retry_after if retry_after is not None else delay)
@@ -108,7 +112,7 @@ class WebhookOutput:
                             attempt + 1, alert.get("id"), problem, wait)
                 self.sleep(wait)
                 delay = min(self.max_backoff, delay * 2)
-        raise WebhookError(f"alert-webhook: {self.url}: alert {alert.get('id')} not delivered after "
+        raise WebhookError(f"alert-webhook: {self.shown}: alert {alert.get('id')} not delivered after "
                            f"{self.retries + 1} attempts ({problem})")
 
 

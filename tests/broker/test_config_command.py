@@ -11,15 +11,18 @@ from support.broker import run_secbus as secbus
 
 def test_show_prints_the_effective_config_as_toml_with_secrets_masked(tmp_path):
     config = tmp_path / "broker.toml"
-    config.write_text('[http]\ntoken = "s3cr3t"\n[handlers.alert-webhook]\nurl = "https://siem.example/in"\n'
-                      'headers = { Authorization = "Bearer abc" }\n')
+    config.write_text('[http]\ntoken = "s3cr3t"\n[handlers.alert-webhook]\nurl = "https://bot:pa55@siem.example/in/s3cretpath"\n'
+                      'headers = { Authorization = "Bearer abc" }\n[handlers.my-plugin]\n'
+                      'dsn = "postgres://app:pa55@db.example/audit"\n')
     r = secbus("config", "show", "--config", str(config), "--ingest", "tcp://127.0.0.1:7999",
                env={"SECBUS_INGEST_MAX_BACKLOG": "5000"})
     assert r.returncode == 0, r.stderr
     shown = tomllib.loads(r.stdout)
     assert shown["ingest"]["endpoint"] == "tcp://127.0.0.1:7999" and shown["ingest"]["max_backlog"] == 5000
     assert shown["http"]["token"] == "[masked]" and "s3cr3t" not in r.stdout and "Bearer" not in r.stdout
-    assert shown["handlers"]["alert-webhook"] == {"url": "https://siem.example/in", "headers": {"Authorization": "[masked]"}}
+    assert shown["handlers"]["alert-webhook"] == {"url": "https://siem.example/...", "headers": {"Authorization": "[masked]"}}
+    assert shown["handlers"]["my-plugin"] == {"dsn": "postgres://app:[masked]@db.example/audit"}
+    assert "pa55" not in r.stdout and "s3cretpath" not in r.stdout
     assert shown["auth"]["server_secret_key_file"] == ""  # a path to a secret is shown (here: none)
     assert shown["log"] == DEFAULTS["log"] and shown["limits"] == DEFAULTS["limits"]
 
