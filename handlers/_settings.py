@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from secbus.shown import shown_setting
+
 # Keys the broker's runner reads from the same table; handlers ignore them.
 RUNNER_KEYS = frozenset({"lag_policy", "max_lag", "batch_size", "enabled"})
 
@@ -45,7 +47,8 @@ class Settings:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         # bool is an int subclass: never accept true for a number.
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds) or (check and not check(value)):
-            raise SettingsError(f"{self._where(key)}: expected {expect or _names(kinds)}, got {value!r}")
+            # the value is named, with its secrets masked: this message reaches the log and /healthz
+            raise SettingsError(f"{self._where(key)}: expected {expect or _names(kinds)}, got {shown_setting(key, value)!r}")
         return value
 
     def number(self, key: str, default: float, minimum: float = 0.0) -> float:

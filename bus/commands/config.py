@@ -4,13 +4,9 @@ Both take ``serve``'s options and build the config exactly as ``serve`` would
 (defaults < file < ``SECBUS_*`` environment < flags).
 
 * ``show`` prints it as TOML (a file ``serve --config`` accepts); ``--sources``
-  prints one line per setting instead, with where its value came from.  A value
-  whose key names a secret (the redaction words: ``token``, ``secret``,
-  ``password``, ``authorization``...) is printed as ``"[masked]"``, unless the key
-  names a file (``server_secret_key_file``): a path to a secret is not one.  A
-  ``url`` (a webhook's) is shown as scheme, host and port (``secbus.shown_url``:
-  its path or query may be the secret), and a password inside any other URL
-  (``scheme://user:pw@host``) is masked.
+  prints one line per setting instead, with where its value came from.  Secrets
+  are masked as ``secbus.shown`` says (secret-named keys, headers, URLs), so the
+  output can be pasted into a ticket.
 * ``check`` runs what ``serve`` checks before it binds anything: the config, the
   CURVE key file and allow-list, the loopback rule for each listener, and every
   enabled handler resolved through its entry point.  A handler's own settings are
@@ -23,19 +19,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from typing import Any, Iterator, Mapping
 
 import tomli_w
 
 from ..config import DEFAULTS, ConfigError, data_dir_of, env_names, layers, load
-from ..ingest.redact import DEFAULT_SECRET_WORDS
-from ..shown_url import shown_url
+from ..shown import shown_setting
 from .serve import add_config_options, flags_of
 
-MASKED = "[masked]"
-_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")  # scheme://user:PASSWORD@host
 
 
 def add_parser(sub) -> None:
@@ -63,7 +55,7 @@ def run_show(args) -> int:
     if config is None:
         return 2
     path = config.pop("config_path")
-    shown = masked(config)
+    shown = shown_setting("", config)
     if not args.sources:
         sys.stdout.write(tomli_w.dumps(shown))
         return 0
@@ -104,22 +96,6 @@ def run_check(args) -> int:
           f"data in {data_dir_of(config).resolve()}; handlers {', '.join(plugins) or 'none'} (their own settings "
           f"are checked when they start)")
     return 0
-
-
-def masked(value: Any, key: str = "") -> Any:
-    """A copy of the config with the values of secret-named keys replaced by ``[masked]``."""
-    if isinstance(value, Mapping):
-        return {k: masked(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v, key) for v in value]
-    lowered = key.lower()
-    if value and any(word in lowered for word in DEFAULT_SECRET_WORDS) and not lowered.endswith("_file"):
-        return MASKED
-    if isinstance(value, str) and (lowered == "url" or lowered.endswith("_url")):
-        return shown_url(value)
-    if isinstance(value, str) and "@" in value and "://" in value:
-        return _URL_PASSWORD.sub(rf"\1{MASKED}@", value)
-    return value
 
 
 def leaves(config: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

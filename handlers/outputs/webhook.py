@@ -19,7 +19,7 @@ Delivery policy (why it is this way):
 Every POST carries ``Idempotency-Key: <alert id>`` because delivery is at
 least once: a receiver can drop a repeat.  Configured ``headers`` (e.g. an
 ``Authorization`` token) are sent but never logged, and logs and errors name the
-receiver by scheme, host and port only (``secbus.shown_url``): a webhook URL often
+receiver by scheme, host and port only (``secbus.shown``): a webhook URL often
 holds its secret in the path or query.  stdlib ``urllib`` is
 used because the hook runs in the handler's own thread, where a blocking
 call is the simplest correct thing.
@@ -34,7 +34,7 @@ import urllib.error
 import urllib.request
 
 from secbus import hookimpl
-from secbus.shown_url import shown_url
+from secbus.shown import shown_url
 
 from .._settings import Settings
 from .common import min_severity, passes

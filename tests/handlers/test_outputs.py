@@ -100,6 +100,9 @@ def test_webhook_honours_min_severity(receiver, tmp_path):
     ({}, "url: required"),
     ({"url": "ftp://x"}, "expected an http:// or https:// URL, got 'ftp://x'"),
     ({"url": "hooks.example/services/s3cret"}, "got 'hooks.example/...'"),
+    # a bad header is named, but no header value reaches the log or /healthz
+    ({"url": "http://x", "headers": {"Authorization": "Bearer s3cret", "X-Retries": 3}},
+     "headers: expected a table of header = \"value\" strings, got {'Authorization': '[masked]', 'X-Retries': '[masked]'}"),
     ({"url": "http://x", "timeout": "5"}, "timeout: expected a number"),
     ({"url": "http://x", "retry": 3}, "unknown setting(s) 'retry'"),
     ({"url": "http://x", "min_severity": "urgent"}, "min_severity: expected one of"),
@@ -107,7 +110,7 @@ def test_webhook_honours_min_severity(receiver, tmp_path):
 def test_webhook_refuses_bad_settings_naming_key_and_value(tmp_path, settings, fragment):
     with pytest.raises((SettingsError, ValueError)) as info:
         WebhookOutput().startup(PluginHandle("alert-webhook", settings, tmp_path))
-    assert fragment in str(info.value)
+    assert fragment in str(info.value) and "s3cret" not in str(info.value)
 
 
 RFC5424 = re.compile(rb'^<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) (\[secbus@32473 [^\]]*(?:\\\][^\]]*)*\]) \xef\xbb\xbf(.*)$', re.S)
