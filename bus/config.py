@@ -24,6 +24,7 @@ from typing import Any, Mapping
 from secbus_sdk.wire import DEFAULT_LIMITS, Limits
 
 from .ingest.redact import DEFAULT_SECRET_WORDS
+from .shown import shown_setting
 
 #: The embedded defaults; docs/operations.md documents every key.
 DEFAULTS: dict[str, Any] = {
@@ -116,8 +117,8 @@ def _check_type(path: str, value: Any, default: Any) -> Any:
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     else:  # pragma: no cover - defaults only hold the types above
         ok = True
-    if not ok:
-        raise ConfigError(f"{path}: expected {type(default).__name__}, got {value!r}")
+    if not ok:  # named, with a secret masked (a token of the wrong type is still a token)
+        raise ConfigError(f"{path}: expected {type(default).__name__}, got {shown_setting(path.rpartition('.')[2], value)!r}")
     return value
 
 

@@ -162,6 +162,9 @@ def test_serve_with_a_bad_config_value_names_the_key_and_exits_2(tmp_path):
     config.write_text('[handlers]\nniceness = 25\n')
     r = secbus("serve", "--config", str(config))
     assert r.returncode == 2 and "handlers.niceness: expected 0 to 19, got 25" in r.stderr
+    config.write_text('[http]\ntoken = ["s3cret"]\n')  # a token of the wrong type is still a token
+    r = secbus("serve", "--config", str(config))
+    assert r.returncode == 2 and "http.token: expected str, got ['[masked]']" in r.stderr and "s3cret" not in r.stderr
 
 
 def test_a_feed_address_in_use_is_refused_by_the_consumer_process_and_nothing_is_left_running(broker_factory, tmp_path):
