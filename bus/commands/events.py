@@ -17,28 +17,17 @@ from __future__ import annotations
 import re
 import sys
 
-from secbus_sdk.event import ATTR_KEY_RE, OUTCOMES, SEVERITIES
-
+from .event_filters import add_field_options, fields_of
 from .stored import Usage, add_range_options, event_line, open_log, print_listing, range_of
 
 _TYPE_PREFIX = re.compile(r"[a-z0-9_.]+")
-# option (argparse dest) -> the body field it compares
-_FIELD_OPTIONS = {"actor_user": "actor.user", "actor_ip": "actor.ip", "actor_key_id": "actor.key_id",
-                  "actor_session": "actor.session", "service": "source.service", "host": "source.host",
-                  "resource": "resource", "reason": "reason", "severity": "severity"}
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("events", help="print stored events by type prefix, tenant, time range, outcome, actor and more")
     p.add_argument("--type", dest="type_prefix", default=None, help="a type or prefix, such as authn. or authn.login")
     p.add_argument("--tenant", default=None, help="only this tenant's events (default: every tenant)")
-    p.add_argument("--outcome", default=None, help=f"only events with this outcome: {', '.join(OUTCOMES)}")
-    p.add_argument("--severity", default=None, help=f"only events with this severity: {', '.join(SEVERITIES)}")
-    for option, field in _FIELD_OPTIONS.items():
-        if option != "severity":
-            p.add_argument("--" + option.replace("_", "-"), default=None, metavar="TEXT", help=f"only events whose {field} is TEXT")
-    p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE",
-                   help="only events with this attribute (repeatable; numbers and true/false compare as written)")
+    add_field_options(p)
     add_range_options(p, "events", "stamped")
     p.set_defaults(run=run)
 
@@ -47,25 +36,9 @@ def _filters(args) -> dict:
     if args.type_prefix is not None and not _TYPE_PREFIX.fullmatch(args.type_prefix):
         raise Usage(f"--type: expected a lowercase type or prefix such as authn. (letters, digits, _ and .), "
                     f"got {args.type_prefix!r}")
-    if args.outcome is not None and args.outcome not in OUTCOMES:
-        raise Usage(f"--outcome: expected one of {', '.join(OUTCOMES)}, got {args.outcome!r}")
-    if args.severity is not None and args.severity not in SEVERITIES:
-        raise Usage(f"--severity: expected one of {', '.join(SEVERITIES)}, got {args.severity!r}")
     since, until, limit = range_of(args)
     return {"tenant": args.tenant, "type_prefix": args.type_prefix, "since_ns": since, "until_ns": until,
-            "limit": limit, "outcome": args.outcome, "newest": args.newest, "fields": _body_fields(args)}
-
-
-def _body_fields(args) -> dict[str, str]:
-    """The body fields the options ask for (``secbus.log.fields`` paths)."""
-    fields = {field: getattr(args, option) for option, field in _FIELD_OPTIONS.items()
-              if getattr(args, option) is not None}
-    for attr in args.attr:
-        key, equals, value = attr.partition("=")
-        if not equals or not ATTR_KEY_RE.fullmatch(key):
-            raise Usage(f"--attr: expected KEY=VALUE, KEY a letter or _ then letters, digits, _ . : -, got {attr!r}")
-        fields["attrs." + key] = value
-    return fields
+            "limit": limit, "newest": args.newest, "fields": fields_of(args)}
 
 
 def run(args) -> int:

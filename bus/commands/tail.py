@@ -1,4 +1,11 @@
-"""``secbus tail``: print the live feed as it happens."""
+"""``secbus tail``: print the live feed as it happens.
+
+With field options (``--actor-user alice``, ``--attr alg=RS256``, the same as
+``secbus events``), an analyst follows one actor, key or service live: an event
+is shown when it holds every field, a closed trace when one of its events
+does, and an alert when its group names every field (``actor.user=alice`` in
+``tenant=default,actor.user=alice``): alerts about that actor.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,10 @@ import sys
 import msgpack
 import zmq
 
+from ..log.fields import FieldMatch
+from .event_filters import add_field_options, fields_of
+from .stored import Usage
+
 DEFAULT_FEED = "tcp://127.0.0.1:7879"
 
 
@@ -20,6 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--endpoint", default=None, help=f"feed endpoint (default $SECBUS_FEED_ENDPOINT or {DEFAULT_FEED})")
     p.add_argument("--count", type=int, default=0, help="exit after this many messages (default: run until Ctrl-C)")
     p.add_argument("--tenant", default=None, help="with CURVE: the tenant whose namespace to subscribe under")
+    add_field_options(p)
     try:
         from ..auth.client import add_client_key_options
 
@@ -56,7 +68,25 @@ def line_for(topic: str, body: dict) -> str:
     return f"{_time(body.get('last_ts'))}  ALERT {body.get('severity', '?').upper()}  {body.get('rule', '?')}  {body.get('summary', '')}"
 
 
+def concerns(fields: dict[str, str], match: FieldMatch, topic: str, body: dict) -> bool:
+    """Whether a feed message is about what the field options name (see the module docstring)."""
+    if not fields:
+        return True
+    if topic.startswith("event."):
+        return match.matches(body)
+    if topic == "trace":
+        return any(match.matches(event) for event in body.get("events") or [] if isinstance(event, dict))
+    group = str(body.get("group", "")).split(",")
+    return all(f"{path}={text}" in group for path, text in fields.items())
+
+
 def run(args) -> int:
+    try:
+        fields = fields_of(args)
+        match = FieldMatch(fields)
+    except (Usage, ValueError) as exc:
+        print(f"secbus tail: {exc}", file=sys.stderr)
+        return 2
     endpoint = args.endpoint or os.environ.get("SECBUS_FEED_ENDPOINT", DEFAULT_FEED)
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
@@ -95,6 +125,8 @@ def run(args) -> int:
                 body = msgpack.unpackb(payload, raw=False)
             except Exception:
                 print(f"secbus tail: undecodable message on {topic!r}", file=sys.stderr)
+                continue
+            if not concerns(fields, match, topic, body):
                 continue
             if args.json:
                 print(json.dumps({"topic": topic, "body": body}, sort_keys=True), flush=True)

@@ -63,6 +63,41 @@ def test_tail_prints_matching_feed_messages_as_json(broker_factory):
     assert message["topic"] == "event.authz.check" and message["body"]["id"] == event["id"]
 
 
+def test_tail_with_field_options_follows_one_actor_events_and_traces(broker_factory):
+    b = broker_factory(config=FAST, handlers=[])
+    proc = subprocess.Popen(secbus_command() + ["tail", "--actor-user", "alice", "--json", "--count", "2", "--endpoint", b.feed],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: b.healthz()["feed"]["subscriptions"] >= 1, message="tail subscribed")
+        bob, alice = make_event("authn.login", actor={"user": "bob"}), make_event("authz.check", actor={"user": "alice"})
+        with b.client() as c:
+            c.publish([bob, alice])
+        out, err = proc.communicate(timeout=20)  # the two messages about alice: her event, then her trace
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    messages = [json.loads(line) for line in out.splitlines()]
+    assert [m["topic"] for m in messages] == ["event.authz.check", "trace"]
+    assert messages[0]["body"]["id"] == alice["id"] and messages[1]["body"]["trace_id"] == alice["trace_id"]
+
+
+def test_tail_with_field_options_shows_the_alerts_whose_group_names_every_field():
+    from secbus.commands.tail import concerns
+    from secbus.log.fields import FieldMatch
+
+    fields = {"actor.user": "alice"}
+    match = FieldMatch(fields)
+    assert concerns(fields, match, "alert.high", {"group": "tenant=default,actor.user=alice"})
+    assert not concerns(fields, match, "alert.high", {"group": "tenant=default,actor.user=alice2"})
+    assert not concerns(fields, match, "alert.critical", {"group": "tenant=default,actor.ip=203.0.113.7"})
+    assert concerns({}, FieldMatch({}), "alert.info", {"group": ""})  # no field options: everything
+
+
+def test_tail_with_a_bad_field_option_names_it_and_exits_2():
+    r = secbus("tail", "--attr", "no-equals-sign")
+    assert r.returncode == 2 and "--attr: expected KEY=VALUE" in r.stderr
+
+
 def test_trace_prints_every_event_of_a_trace_in_time_order_with_platforms(broker_factory):
     b = broker_factory(config=FAST, handlers=[])
     first = make_event("authn.token.verify", platform="node", service="api")
