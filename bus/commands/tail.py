@@ -108,7 +108,8 @@ def run(args) -> int:
     sock.connect(endpoint)
     for prefix in prefixes:
         sock.setsockopt(zmq.SUBSCRIBE, prefix)
-    print(f"secbus tail: following {endpoint} ({', '.join(args.topic) or 'everything'}); Ctrl-C to stop", file=sys.stderr)
+    about = "".join(f"; {path}={text}" for path, text in fields.items())
+    print(f"secbus tail: following {endpoint} ({', '.join(args.topic) or 'everything'}{about}); Ctrl-C to stop", file=sys.stderr)
     seen = 0
     try:
         while True:
