@@ -8,7 +8,7 @@ import sys
 import time
 
 from secbus_sdk import wire
-from secbus_sdk.event import OUTCOMES, SEVERITIES, new_event_id, new_span_id, new_trace_id, validate_event
+from secbus_sdk.event import ACTOR_FIELDS, OUTCOMES, SEVERITIES, new_event_id, new_span_id, new_trace_id, validate_event
 from secbus_sdk.tracecontext import parse_traceparent
 
 from .. import __version__
@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--outcome", default="success", choices=OUTCOMES)
     p.add_argument("--severity", choices=SEVERITIES)
     p.add_argument("--attr", action="append", default=[], metavar="K=V", help="an attribute (repeatable); numbers and true/false are typed")
-    p.add_argument("--actor-user", metavar="USER", help="actor.user")
+    for field in ACTOR_FIELDS:
+        p.add_argument(f"--actor-{field.replace('_', '-')}", metavar=field.upper(), help=f"actor.{field}")
+    p.add_argument("--resource", help="what was checked (a key, a document, a route)")
     p.add_argument("--reason", help="a short reason code")
     p.add_argument("--traceparent", metavar="HEADER", help="W3C traceparent to join (an invalid one starts a new trace)")
     p.add_argument("--service", default="secbus-cli", help="source.service (default secbus-cli)")
@@ -65,8 +67,11 @@ def build_event(args) -> dict:
         event["attrs"] = attrs
     if args.severity:
         event["severity"] = args.severity
-    if args.actor_user:
-        event["actor"] = {"user": args.actor_user}
+    actor = {field: getattr(args, f"actor_{field}") for field in ACTOR_FIELDS if getattr(args, f"actor_{field}")}
+    if actor:
+        event["actor"] = actor
+    if args.resource:
+        event["resource"] = args.resource
     if args.reason:
         event["reason"] = args.reason
     return validate_event(event)

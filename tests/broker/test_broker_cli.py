@@ -20,13 +20,15 @@ def test_emit_prints_the_event_id_after_the_ack_and_the_event_is_stored(broker_f
     b = broker_factory(handlers=[])
     tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     r = secbus("emit", "authn.login", "--outcome", "failure", "--attr", "method=password", "--attr", "tries=3",
-               "--traceparent", tp, "--actor-user", "alice", "--endpoint", b.ingest)
+               "--traceparent", tp, "--actor-user", "alice", "--actor-ip", "203.0.113.7", "--resource", "app/login",
+               "--endpoint", b.ingest)
     assert r.returncode == 0, r.stderr
     (stored,) = b.events()
     assert r.stdout.strip() == stored["id"]
     assert stored["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert stored["attrs"] == {"method": "password", "tries": 3}
-    assert stored["outcome"] == "failure" and stored["actor"] == {"user": "alice"}
+    assert stored["outcome"] == "failure" and stored["actor"] == {"user": "alice", "ip": "203.0.113.7"}
+    assert stored["resource"] == "app/login"
 
 
 def test_emit_with_no_broker_fails_clearly_within_its_timeout():
