@@ -90,12 +90,11 @@ def iso(ns: int) -> str:
 
 
 def details(event: dict) -> str:
-    """The actor's user and the reason, when the event has them."""
-    user = (event.get("actor") or {}).get("user")
-    out = f"  user={user}" if user else ""
-    if event.get("reason"):
-        out += f"  reason={event['reason']}"
-    return out
+    """The actor's user and ip, the resource and the reason, when the event has them."""
+    actor = event.get("actor") or {}
+    pairs = (("user", actor.get("user")), ("ip", actor.get("ip")), ("resource", event.get("resource")),
+             ("reason", event.get("reason")))
+    return "".join(f"  {name}={value}" for name, value in pairs if value)
 
 
 def event_line(event: dict) -> str:
