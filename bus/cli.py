@@ -13,9 +13,9 @@ import importlib
 import sys
 
 from . import __version__
-from .commands import alerts, config, emit, events, ping, serve, tail, trace
+from .commands import alerts, backup, config, emit, events, ping, serve, tail, trace
 
-COMMANDS = [serve, config, emit, tail, trace, events, alerts, ping]
+COMMANDS = [serve, config, emit, tail, trace, events, alerts, backup, ping]
 #: (module, command name, what it does) registered when importable
 OPTIONAL = [
     ("secbus.handlers.audit.verify", "audit", "audit log tools: audit verify FILE... [--public-key FILE]"),
