@@ -29,7 +29,6 @@ from ..shown import shown_setting
 from .serve import add_config_options, flags_of
 
 
-
 def add_parser(sub) -> None:
     p = sub.add_parser("config", help="show the effective config, or check it before a restart")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)

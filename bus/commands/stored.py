@@ -1,7 +1,7 @@
 """What ``secbus trace``, ``events`` and ``alerts`` share: opening the log read-only, the time-range
 and limit options, and printing stored records.
 
-Both read the event log directly (WAL lets them read beside a running broker)
+They read the event log directly (WAL lets them read beside a running broker)
 from ``--data-dir``, else ``$SECBUS_DATA_DIR``, else ``./secbus-data``.
 """
 
@@ -98,7 +98,7 @@ def details(event: dict) -> str:
 
 
 def event_line(event: dict) -> str:
-    """One stored event for people: time, tenant, platform/service, type, outcome, trace, seq, user, reason."""
+    """One stored event for people: time, tenant, platform/service, type, outcome, trace, seq, :func:`details`."""
     return (f"{iso(event['ts'])}  {event.get('tenant', '?')}  {origin(event)}  {event['type']}  {event['outcome']}  "
             f"trace={event['trace_id']}  seq={event['seq']}{details(event)}")
 

@@ -19,7 +19,6 @@ import zmq
 
 from ..log.fields import FieldMatch
 from .event_filters import add_field_options, fields_of
-from .stored import Usage
 
 DEFAULT_FEED = "tcp://127.0.0.1:7879"
 
@@ -68,23 +67,22 @@ def line_for(topic: str, body: dict) -> str:
     return f"{_time(body.get('last_ts'))}  ALERT {body.get('severity', '?').upper()}  {body.get('rule', '?')}  {body.get('summary', '')}"
 
 
-def concerns(fields: dict[str, str], match: FieldMatch, topic: str, body: dict) -> bool:
+def concerns(match: FieldMatch, topic: str, body: dict) -> bool:
     """Whether a feed message is about what the field options name (see the module docstring)."""
-    if not fields:
+    if not match:
         return True
     if topic.startswith("event."):
         return match.matches(body)
     if topic == "trace":
         return any(match.matches(event) for event in body.get("events") or [] if isinstance(event, dict))
     group = str(body.get("group", "")).split(",")
-    return all(f"{path}={text}" in group for path, text in fields.items())
+    return all(f"{path}={text}" in group for path, text in match.fields.items())
 
 
 def run(args) -> int:
     try:
-        fields = fields_of(args)
-        match = FieldMatch(fields)
-    except (Usage, ValueError) as exc:
+        match = FieldMatch(fields_of(args))
+    except ValueError as exc:  # a bad option (Usage) or field
         print(f"secbus tail: {exc}", file=sys.stderr)
         return 2
     endpoint = args.endpoint or os.environ.get("SECBUS_FEED_ENDPOINT", DEFAULT_FEED)
@@ -108,7 +106,7 @@ def run(args) -> int:
     sock.connect(endpoint)
     for prefix in prefixes:
         sock.setsockopt(zmq.SUBSCRIBE, prefix)
-    about = "".join(f"; {path}={text}" for path, text in fields.items())
+    about = "".join(f"; {path}={text}" for path, text in match.fields.items())
     print(f"secbus tail: following {endpoint} ({', '.join(args.topic) or 'everything'}{about}); Ctrl-C to stop", file=sys.stderr)
     seen = 0
     try:
@@ -127,7 +125,7 @@ def run(args) -> int:
             except Exception:
                 print(f"secbus tail: undecodable message on {topic!r}", file=sys.stderr)
                 continue
-            if not concerns(fields, match, topic, body):
+            if not concerns(match, topic, body):
                 continue
             if args.json:
                 print(json.dumps({"topic": topic, "body": body}, sort_keys=True), flush=True)

@@ -42,6 +42,7 @@ class FieldMatch:
     """Every ``path: text`` pair must hold; ``ValueError`` names a path or value that cannot."""
 
     def __init__(self, fields: Mapping[str, str]):
+        self.fields = dict(fields)
         self.paths: list[tuple[str, str | None, str]] = []
         self.needles: list[bytes] = []
         for path, text in fields.items():

@@ -87,12 +87,11 @@ def test_tail_with_field_options_shows_the_alerts_whose_group_names_every_field(
     from secbus.commands.tail import concerns
     from secbus.log.fields import FieldMatch
 
-    fields = {"actor.user": "alice"}
-    match = FieldMatch(fields)
-    assert concerns(fields, match, "alert.high", {"group": "tenant=default,actor.user=alice"})
-    assert not concerns(fields, match, "alert.high", {"group": "tenant=default,actor.user=alice2"})
-    assert not concerns(fields, match, "alert.critical", {"group": "tenant=default,actor.ip=203.0.113.7"})
-    assert concerns({}, FieldMatch({}), "alert.info", {"group": ""})  # no field options: everything
+    match = FieldMatch({"actor.user": "alice"})
+    assert concerns(match, "alert.high", {"group": "tenant=default,actor.user=alice"})
+    assert not concerns(match, "alert.high", {"group": "tenant=default,actor.user=alice2"})
+    assert not concerns(match, "alert.critical", {"group": "tenant=default,actor.ip=203.0.113.7"})
+    assert concerns(FieldMatch({}), "alert.info", {"group": ""})  # no field options: everything
 
 
 def test_tail_with_a_bad_field_option_names_it_and_exits_2():
