@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -54,7 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         p.print_help(sys.stderr)
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`secbus events | head`): stop quietly, as Unix tools do.  Point
+        # stdout at /dev/null so the interpreter's own flush at exit does not fail again
+        # (the recipe of the Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

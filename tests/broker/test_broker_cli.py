@@ -187,6 +187,14 @@ def test_events_without_a_log_in_the_data_dir_exits_2(tmp_path):
     assert r.returncode == 2 and "no event log in" in r.stderr
 
 
+def test_output_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
+    """`secbus ... | head` is how analysts read long output: no traceback when the reader goes away."""
+    command = " ".join(secbus_command() + ["config", "show", "--sources", "--data-dir", str(tmp_path)])
+    r = subprocess.run(["bash", "-c", f"{command} | true; echo ${{PIPESTATUS[0]}}"], capture_output=True, text=True, timeout=30)
+    assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, r.stderr
+    assert r.stdout.strip() in ("0", "1")  # 0 when the output fit in the pipe before the reader left
+
+
 def test_serve_with_a_bad_config_value_names_the_key_and_exits_2(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[log]\ndurability = "sometimes"\n')
