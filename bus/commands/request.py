@@ -16,6 +16,15 @@ class NoAnswer(TimeoutError):
     pass
 
 
+def connect(sock: zmq.Socket, endpoint: str) -> None:
+    """``sock.connect``; an endpoint ZeroMQ cannot use raises ValueError naming it (exit 2)."""
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        raise ValueError(f"--endpoint: cannot use {endpoint!r} ({zmq.strerror(exc.errno)}); "
+                         f"expected tcp://HOST:PORT or ipc://PATH") from None
+
+
 def request(endpoint: str, command: bytes, body: dict, timeout_s: float, curve=None) -> tuple[bytes, dict]:
     """Send one request and return the decoded reply; raise :class:`NoAnswer` on timeout.
 
@@ -28,7 +37,7 @@ def request(endpoint: str, command: bytes, body: dict, timeout_s: float, curve=N
 
         apply_client_curve(sock, curve)
     try:
-        sock.connect(endpoint)
+        connect(sock, endpoint)
         sock.send_multipart(wire.encode_frames(command, body))
         if not sock.poll(int(timeout_s * 1000)):
             raise NoAnswer(f"no answer from a broker at {endpoint} within {timeout_s:g}s (is `secbus serve` running?)")

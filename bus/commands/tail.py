@@ -19,6 +19,7 @@ import zmq
 
 from ..log.fields import FieldMatch
 from .event_filters import add_field_options, fields_of
+from .request import connect
 
 DEFAULT_FEED = "tcp://127.0.0.1:7879"
 
@@ -103,7 +104,12 @@ def run(args) -> int:
     except (ValueError, OSError) as exc:
         print(f"secbus tail: {exc}", file=sys.stderr)
         return 2
-    sock.connect(endpoint)
+    try:
+        connect(sock, endpoint)
+    except ValueError as exc:
+        print(f"secbus tail: {exc}", file=sys.stderr)
+        sock.close(0)
+        return 2
     for prefix in prefixes:
         sock.setsockopt(zmq.SUBSCRIBE, prefix)
     about = "".join(f"; {path}={text}" for path, text in match.fields.items())

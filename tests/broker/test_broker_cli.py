@@ -195,6 +195,14 @@ def test_output_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
     assert r.stdout.strip() in ("0", "1")  # 0 when the output fit in the pipe before the reader left
 
 
+@pytest.mark.parametrize("command", [["emit", "authn.login"], ["ping"], ["tail", "--count", "1"]])
+def test_an_endpoint_zeromq_cannot_use_is_named_and_exits_2(command):
+    r = secbus(*command, "--endpoint", "localhost:7878")  # the scheme is missing
+    assert r.returncode == 2, r.stderr
+    assert "--endpoint: cannot use 'localhost:7878' (Invalid argument); expected tcp://HOST:PORT" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_serve_with_a_bad_config_value_names_the_key_and_exits_2(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[log]\ndurability = "sometimes"\n')
