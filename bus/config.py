@@ -244,6 +244,12 @@ def check(config: Mapping[str, Any]) -> None:
     for key in ("max_backlog", "retry_after_ms", "max_group_requests", "max_group_events"):
         if config["ingest"][key] < 1:
             raise ConfigError(f"ingest.{key}: expected a positive integer, got {config['ingest'][key]!r}")
+    for key in ("ingest", "feed"):
+        endpoint = config[key]["endpoint"]
+        scheme, _, rest = endpoint.partition("://")
+        port = rest.rpartition(":")[2]
+        if not ((scheme == "tcp" and ":" in rest and (port.isdigit() or port == "*")) or (scheme == "ipc" and rest)):
+            raise ConfigError(f"{key}.endpoint: expected tcp://HOST:PORT or ipc://PATH, got {endpoint!r}")
     host, _, port = config["http"]["address"].rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"http.address: expected HOST:PORT, got {config['http']['address']!r}")

@@ -51,6 +51,9 @@ def run(args) -> int:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         print(f"secbus backup: {dest} exists and is not an empty directory; give a new one", file=sys.stderr)
         return 2
+    if not _is_sqlite(source / "events.db"):
+        print(f"secbus backup: {source / 'events.db'} is not an SQLite database: nothing consistent to copy", file=sys.stderr)
+        return 2
     old_umask = os.umask(0o077)  # the copy holds what the data dir holds: owner only
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)

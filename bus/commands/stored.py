@@ -15,7 +15,7 @@ import re
 import sys
 import time
 
-from ..log.sqlite import LogMissing, SqliteLog
+from ..log.sqlite import LogMissing, LogUnusable, SqliteLog
 
 
 _AGO = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -75,7 +75,7 @@ def open_log(args, command: str) -> SqliteLog | None:
     data_dir = data_dir_of(args)
     try:
         return SqliteLog(data_dir, create=False)
-    except LogMissing as exc:
+    except (LogMissing, LogUnusable) as exc:
         print(f"secbus {command}: {exc}", file=sys.stderr)
         return None
 

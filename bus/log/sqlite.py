@@ -136,6 +136,10 @@ class LogMissing(FileNotFoundError):
     """No event log in the given data directory."""
 
 
+class LogUnusable(OSError):
+    """Databases in the data directory that SQLite cannot use as the event log (damaged, or not one)."""
+
+
 #: msgspec's msgpack codec: the same values as msgpack-python's for what the log
 #: stores, about twice as fast both ways (every consumer read decodes).
 _decode = msgspec.msgpack.Decoder().decode
@@ -173,6 +177,14 @@ class SqliteLog(EventLog):
         self._all_lock = threading.Lock()
         self._closed = False
         self._writer = create
+        try:
+            self._open(create)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise LogUnusable(f"the event log in {self.data_dir} cannot be used: {exc}; if it is damaged, "
+                              f"move the data dir aside and restore a copy (secbus backup)") from None
+
+    def _open(self, create: bool) -> None:
         ev, st = self._conns()
         if create:
             ev.executescript(EVENTS_SCHEMA)

@@ -74,3 +74,5 @@ def test_backup_refuses_a_non_empty_destination_and_a_dir_without_a_log(tmp_path
     r = run_secbus("backup", str(tmp_path / "dest"), "--data-dir", str(tmp_path))
     assert r.returncode == 2 and "exists and is not an empty directory" in r.stderr
     assert (tmp_path / "dest" / "x").read_text() == "keep me"
+    r = run_secbus("backup", str(tmp_path / "new"), "--data-dir", str(tmp_path))
+    assert r.returncode == 2 and "events.db is not an SQLite database" in r.stderr

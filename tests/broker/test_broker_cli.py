@@ -203,6 +203,19 @@ def test_an_endpoint_zeromq_cannot_use_is_named_and_exits_2(command):
     assert "Traceback" not in r.stderr
 
 
+def test_a_damaged_event_log_is_named_by_every_command_and_serve_refuses_it(tmp_path):
+    (tmp_path / "events.db").write_bytes(b"not a database, not even close" * 100)
+    (tmp_path / "state.db").write_bytes(b"not a database, not even close" * 100)
+    for command in (["events"], ["alerts"], ["trace", "4bf92f3577b34da6a3ce929d0e0e4736"]):
+        r = secbus(*command, "--data-dir", str(tmp_path))
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"the event log in {tmp_path} cannot be used" in r.stderr
+    r = secbus("serve", "--data-dir", str(tmp_path), "--ingest", "tcp://127.0.0.1:0", "--feed", "tcp://127.0.0.1:0",
+               "--http", "127.0.0.1:0")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"the event log in {tmp_path} cannot be used" in r.stderr
+
+
 def test_serve_with_a_bad_config_value_names_the_key_and_exits_2(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[log]\ndurability = "sometimes"\n')
@@ -214,6 +227,8 @@ def test_serve_with_a_bad_config_value_names_the_key_and_exits_2(tmp_path):
     config.write_text('[handlers]\nniceness = 25\n')
     r = secbus("serve", "--config", str(config))
     assert r.returncode == 2 and "handlers.niceness: expected 0 to 19, got 25" in r.stderr
+    r = secbus("serve", "--ingest", "localhost:7878", "--data-dir", str(tmp_path / "d"))
+    assert r.returncode == 2 and "ingest.endpoint: expected tcp://HOST:PORT or ipc://PATH, got 'localhost:7878'" in r.stderr
     config.write_text('[http]\ntoken = ["s3cret"]\n')  # a token of the wrong type is still a token
     r = secbus("serve", "--config", str(config))
     assert r.returncode == 2 and "http.token: expected str, got ['[masked]']" in r.stderr and "s3cret" not in r.stderr
