@@ -82,6 +82,8 @@ def concerns(match: FieldMatch, topic: str, body: dict) -> bool:
 
 def run(args) -> int:
     try:
+        if args.count < 0:
+            raise ValueError(f"--count: expected 0 (run until Ctrl-C) or more, got {args.count}")
         match = FieldMatch(fields_of(args))
     except ValueError as exc:  # a bad option (Usage) or field
         print(f"secbus tail: {exc}", file=sys.stderr)

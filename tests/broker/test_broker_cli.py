@@ -94,9 +94,11 @@ def test_tail_with_field_options_shows_the_alerts_whose_group_names_every_field(
     assert concerns(FieldMatch({}), "alert.info", {"group": ""})  # no field options: everything
 
 
-def test_tail_with_a_bad_field_option_names_it_and_exits_2():
+def test_tail_with_a_bad_option_names_it_and_exits_2():
     r = secbus("tail", "--attr", "no-equals-sign")
     assert r.returncode == 2 and "--attr: expected KEY=VALUE" in r.stderr
+    r = secbus("tail", "--count", "-5")
+    assert r.returncode == 2 and "--count: expected 0 (run until Ctrl-C) or more, got -5" in r.stderr
 
 
 def test_trace_prints_every_event_of_a_trace_in_time_order_with_platforms(broker_factory):
