@@ -48,6 +48,9 @@ def run(args) -> int:
     if not (source / "events.db").is_file():
         print(f"secbus backup: no event log in {source} (events.db is missing)", file=sys.stderr)
         return 2
+    if dest.resolve().is_relative_to(source.resolve()):
+        print(f"secbus backup: {dest} is inside the data dir {source}; put the copy elsewhere", file=sys.stderr)
+        return 2
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         print(f"secbus backup: {dest} exists and is not an empty directory; give a new one", file=sys.stderr)
         return 2

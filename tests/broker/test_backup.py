@@ -65,14 +65,20 @@ def test_a_backup_taken_under_load_is_consistent_and_a_broker_resumes_on_it(tmp_
     assert verify.returncode == 0, verify.stdout + verify.stderr  # the chain went on from the copy
 
 
-def test_backup_refuses_a_non_empty_destination_and_a_dir_without_a_log(tmp_path):
-    (tmp_path / "dest").mkdir()
-    (tmp_path / "dest" / "x").write_text("keep me")
-    r = run_secbus("backup", str(tmp_path / "dest"), "--data-dir", str(tmp_path))
-    assert r.returncode == 2 and "no event log in" in r.stderr
-    (tmp_path / "events.db").write_bytes(b"")
-    r = run_secbus("backup", str(tmp_path / "dest"), "--data-dir", str(tmp_path))
-    assert r.returncode == 2 and "exists and is not an empty directory" in r.stderr
-    assert (tmp_path / "dest" / "x").read_text() == "keep me"
-    r = run_secbus("backup", str(tmp_path / "new"), "--data-dir", str(tmp_path))
-    assert r.returncode == 2 and "events.db is not an SQLite database" in r.stderr
+def test_backup_refuses_a_dir_without_a_log_a_used_or_inner_destination_and_a_damaged_log(tmp_path):
+    data, dest = tmp_path / "data", tmp_path / "dest"
+    data.mkdir()
+    dest.mkdir()
+    (dest / "x").write_text("keep me")
+
+    def backup(target) -> str:
+        r = run_secbus("backup", str(target), "--data-dir", str(data))
+        assert r.returncode == 2
+        return r.stderr
+
+    assert "no event log in" in backup(tmp_path / "new")
+    (data / "events.db").write_bytes(b"")
+    assert "exists and is not an empty directory" in backup(dest)
+    assert (dest / "x").read_text() == "keep me"
+    assert "is inside the data dir" in backup(data / "backups" / "today")
+    assert "events.db is not an SQLite database" in backup(tmp_path / "new")
