@@ -5,7 +5,8 @@ For the analyst's morning question ("what fired overnight?") and the next one
 this works whether or not an output handler (alert-log, alert-file...) kept a
 copy.  Suppression keeps alerts few (one per rule and group per window,
 docs/alerting.md), so the stream is read in log order and filtered here; the
-time range is on when the alert was raised (``time_ns``).  An alert names its
+time range is on when the alert was raised (``time_ns``); an alert's tenant is the
+one the live feed gives it (that of all its events, ``secbus.auth.feed``).  An alert names its
 triggering events by log offset (``seqs``, the last 100 by default): each is
 read back by its offset; one past retention is reported as gone.
 """
@@ -18,6 +19,7 @@ import sys
 
 from secbus_sdk.event import SEVERITIES, SEVERITY_RANK
 
+from ..auth.feed import tenant_of_alert
 from .stored import Usage, add_range_options, data_dir_of, event_line, iso, open_log, print_json, print_listing, range_of
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -28,6 +30,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("alerts", help="print stored alerts, or one alert and the events that raised it")
     p.add_argument("alert_id", nargs="?", default=None, help="an alert's id: print it and its triggering events")
     p.add_argument("--rule", default=None, help="only this rule's alerts")
+    p.add_argument("--tenant", default=None, help="only alerts about this tenant's events (as the live feed assigns them)")
     p.add_argument("--min-severity", default=None, help=f"only alerts at least this severe: {', '.join(SEVERITIES)}")
     add_range_options(p, "alerts", "raised")
     p.set_defaults(run=run)
@@ -55,7 +58,8 @@ def run(args) -> int:
             raised = alert.get("time_ns", 0)
             return ((args.rule is None or alert.get("rule") == args.rule)
                     and SEVERITY_RANK.get(alert.get("severity"), 0) >= floor
-                    and (since is None or raised >= since) and (until is None or raised < until))
+                    and (since is None or raised >= since) and (until is None or raised < until)
+                    and (args.tenant is None or tenant_of_alert(alert, lambda seq: _event_at(log, seq)) == args.tenant))
 
         found, more = _matching(log, wanted, limit, args.newest)
     finally:
@@ -89,8 +93,8 @@ def _show_one(log, args) -> int:
         return 1
     events, gone = [], []
     for seq in alert.get("seqs") or []:
-        (event,) = log.read("events", seq - 1, 1) or [None]
-        if event is not None and event["seq"] == seq:
+        event = _event_at(log, seq)
+        if event is not None:
             events.append(event)
         else:
             gone.append(seq)
@@ -106,6 +110,12 @@ def _show_one(log, args) -> int:
         print(f"secbus alerts: {len(gone)} triggering event(s) are no longer in the log (retention): "
               f"seq {', '.join(map(str, gone))}", file=sys.stderr)
     return 0
+
+
+def _event_at(log, seq: int) -> dict | None:
+    """The stored event at offset ``seq``, or ``None`` when retention removed it."""
+    (event,) = log.read("events", seq - 1, 1) or [None]
+    return event if event is not None and event["seq"] == seq else None
 
 
 def _line(alert: dict) -> str:

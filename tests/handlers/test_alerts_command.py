@@ -28,7 +28,7 @@ def alerts(broker, *args) -> tuple[int, list[dict], str]:
     return r.returncode, [json.loads(line) for line in r.stdout.splitlines()], r.stderr
 
 
-def test_alerts_are_listed_in_log_order_and_filtered_by_rule_severity_and_time(broker):
+def test_alerts_are_listed_in_log_order_and_filtered_by_rule_severity_tenant_and_time(broker):
     stored = broker.alerts()
     code, listed, _ = alerts(broker)
     assert code == 0 and [a["id"] for a in listed] == [a["id"] for a in stored] and len(listed) == 3
@@ -40,6 +40,8 @@ def test_alerts_are_listed_in_log_order_and_filtered_by_rule_severity_and_time(b
     assert len(alerts(broker, "--min-severity", "high", "--since", "1h")[1]) == 3
     code, listed, stderr = alerts(broker, "--newest", "--limit", "1")
     assert [a["rule"] for a in listed] == ["security-attack-detected"] and "the last 1 matching alerts shown" in stderr
+    assert len(alerts(broker, "--tenant", "default")[1]) == 3  # every triggering event is the default tenant's
+    assert alerts(broker, "--tenant", "acme")[0] == 1
     code, listed, stderr = alerts(broker, "--until", "1h")
     assert code == 1 and listed == [] and "no stored alerts match" in stderr
 
