@@ -211,6 +211,9 @@ def verify_command(args) -> int:
     if missing:
         print(f"secbus audit verify: no such file: {missing[0]}", file=sys.stderr)
         return 2
+    if not expand(args.files):  # a directory without audit files: a wrong path, not a broken chain
+        print(f"secbus audit verify: no audit files (audit-NNNNNN.jsonl) in {', '.join(args.files)}", file=sys.stderr)
+        return 2
     report = verify_files(args.files, verifier, use_head=not getattr(args, "no_head", False))
     for note in report.notes:
         print(f"note: {note}")

@@ -272,6 +272,9 @@ def test_verify_command_rejects_a_missing_file_and_a_bad_key_with_exit_2(log_dir
     bad.write_text("not a key")
     assert verify_command(types.SimpleNamespace(files=[str(log_dir)], public_key=str(bad))) == 2
     assert "bad.pub" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()  # a directory without audit files: a wrong path, not tampering (1)
+    assert verify_command(types.SimpleNamespace(files=[str(tmp_path / "empty")], public_key=None)) == 2
+    assert "no audit files (audit-NNNNNN.jsonl) in" in capsys.readouterr().err
 
 
 def test_the_single_pass_line_equals_the_documented_serialisation_even_with_tricky_keys():
