@@ -14,7 +14,7 @@ import os
 import sys
 
 from . import __version__
-from .commands import alerts, backup, config, emit, events, ping, serve, tail, trace
+from .commands import Usage, alerts, backup, config, emit, events, ping, serve, tail, trace
 
 COMMANDS = [serve, config, emit, tail, trace, events, alerts, backup, ping]
 #: (module, command name, what it does) registered when importable
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
+    except Usage as exc:
+        print(f"secbus {args.command}: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader went away (`secbus events | head`): stop quietly, as Unix tools do.  Point
         # stdout at /dev/null so the interpreter's own flush at exit does not fail again

@@ -20,7 +20,8 @@ import sys
 from secbus_sdk.event import SEVERITIES, SEVERITY_RANK
 
 from ..auth.feed import tenant_of_alert
-from .stored import Usage, add_range_options, data_dir_of, event_line, iso, open_log, print_json, print_listing, range_of
+from . import Usage
+from .stored import add_range_options, data_dir_of, event_line, iso, open_log, print_json, print_listing, range_of
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PAGE = 1000
@@ -37,18 +38,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        since, until, limit = range_of(args)
-        if args.min_severity is not None and args.min_severity not in SEVERITY_RANK:
-            raise Usage(f"--min-severity: expected one of {', '.join(SEVERITIES)}, got {args.min_severity!r}")
-        if args.alert_id is not None and not _ID.fullmatch(args.alert_id):
-            raise Usage(f"alert_id: expected a UUID in lowercase hex, got {args.alert_id!r}")
-    except Usage as exc:
-        print(f"secbus alerts: {exc}", file=sys.stderr)
-        return 2
-    log = open_log(args, "alerts")
-    if log is None:
-        return 2
+    since, until, limit = range_of(args)
+    if args.min_severity is not None and args.min_severity not in SEVERITY_RANK:
+        raise Usage(f"--min-severity: expected one of {', '.join(SEVERITIES)}, got {args.min_severity!r}")
+    if args.alert_id is not None and not _ID.fullmatch(args.alert_id):
+        raise Usage(f"alert_id: expected a UUID in lowercase hex, got {args.alert_id!r}")
+    log = open_log(args)
     try:
         if args.alert_id is not None:
             return _show_one(log, args)

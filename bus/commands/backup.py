@@ -28,6 +28,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from . import Usage
 from .stored import add_data_dir, data_dir_of
 
 _SKIP = {"broker.lock", "broker.json"}
@@ -46,17 +47,13 @@ def run(args) -> int:
     source = Path(data_dir_of(args))
     dest = Path(args.dest)
     if not (source / "events.db").is_file():
-        print(f"secbus backup: no event log in {source} (events.db is missing)", file=sys.stderr)
-        return 2
+        raise Usage(f"no event log in {source} (events.db is missing)")
     if dest.resolve().is_relative_to(source.resolve()):
-        print(f"secbus backup: {dest} is inside the data dir {source}; put the copy elsewhere", file=sys.stderr)
-        return 2
+        raise Usage(f"{dest} is inside the data dir {source}; put the copy elsewhere")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        print(f"secbus backup: {dest} exists and is not an empty directory; give a new one", file=sys.stderr)
-        return 2
+        raise Usage(f"{dest} exists and is not an empty directory; give a new one")
     if not _is_sqlite(source / "events.db"):
-        print(f"secbus backup: {source / 'events.db'} is not an SQLite database: nothing consistent to copy", file=sys.stderr)
-        return 2
+        raise Usage(f"{source / 'events.db'} is not an SQLite database: nothing consistent to copy")
     old_umask = os.umask(0o077)  # the copy holds what the data dir holds: owner only
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)

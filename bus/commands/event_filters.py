@@ -11,7 +11,7 @@ import argparse
 
 from secbus_sdk.event import ATTR_KEY_RE, OUTCOMES, SEVERITIES
 
-from .stored import Usage
+from . import Usage
 
 # option (argparse dest) -> the field it compares
 _FIELD_OPTIONS = {"actor_user": "actor.user", "actor_ip": "actor.ip", "actor_key_id": "actor.key_id",

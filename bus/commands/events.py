@@ -15,10 +15,10 @@ the bodies that hold the value's bytes and those are decoded and tested
 from __future__ import annotations
 
 import re
-import sys
 
+from . import Usage
 from .event_filters import add_field_options, fields_of
-from .stored import Usage, add_range_options, event_line, open_log, print_listing, range_of
+from .stored import add_range_options, event_line, open_log, print_listing, range_of
 
 _TYPE_PREFIX = re.compile(r"[a-z0-9_.]+")
 
@@ -42,14 +42,8 @@ def _filters(args) -> dict:
 
 
 def run(args) -> int:
-    try:
-        filters = _filters(args)
-    except Usage as exc:
-        print(f"secbus events: {exc}", file=sys.stderr)
-        return 2
-    log = open_log(args, "events")
-    if log is None:
-        return 2
+    filters = _filters(args)
+    log = open_log(args)
     limit = filters["limit"]
     try:
         events = log.query(**dict(filters, limit=limit + 1))  # one more: to tell whether more match

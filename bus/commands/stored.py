@@ -16,14 +16,11 @@ import sys
 import time
 
 from ..log.sqlite import LogMissing, LogUnusable, SqliteLog
+from . import Usage
 
 
 _AGO = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class Usage(ValueError):
-    """A bad option value; the message names the option and the value."""
 
 
 def add_range_options(parser: argparse.ArgumentParser, records: str, stamp: str) -> None:
@@ -70,14 +67,12 @@ def add_data_dir(parser) -> None:
     parser.add_argument("--data-dir", default=None, help="the broker's data dir (default $SECBUS_DATA_DIR or ./secbus-data)")
 
 
-def open_log(args, command: str) -> SqliteLog | None:
-    """The log in the chosen data dir, or ``None`` after saying on stderr why there is none."""
-    data_dir = data_dir_of(args)
+def open_log(args) -> SqliteLog:
+    """The log in the chosen data dir; :class:`Usage` says why there is none."""
     try:
-        return SqliteLog(data_dir, create=False)
+        return SqliteLog(data_dir_of(args), create=False)
     except (LogMissing, LogUnusable) as exc:
-        print(f"secbus {command}: {exc}", file=sys.stderr)
-        return None
+        raise Usage(str(exc)) from None
 
 
 def data_dir_of(args) -> str:

@@ -18,6 +18,7 @@ import msgpack
 import zmq
 
 from ..log.fields import FieldMatch
+from . import Usage
 from .event_filters import add_field_options, fields_of
 from .request import connect
 
@@ -81,13 +82,9 @@ def concerns(match: FieldMatch, topic: str, body: dict) -> bool:
 
 
 def run(args) -> int:
-    try:
-        if args.count < 0:
-            raise ValueError(f"--count: expected 0 (run until Ctrl-C) or more, got {args.count}")
-        match = FieldMatch(fields_of(args))
-    except ValueError as exc:  # a bad option (Usage) or field
-        print(f"secbus tail: {exc}", file=sys.stderr)
-        return 2
+    if args.count < 0:
+        raise Usage(f"--count: expected 0 (run until Ctrl-C) or more, got {args.count}")
+    match = FieldMatch(fields_of(args))
     endpoint = args.endpoint or os.environ.get("SECBUS_FEED_ENDPOINT", DEFAULT_FEED)
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)

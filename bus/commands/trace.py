@@ -10,6 +10,7 @@ import sys
 
 from secbus_sdk.event import TRACE_ID_RE
 
+from . import Usage
 from .stored import add_data_dir, data_dir_of, details, iso, open_log, origin, print_json
 
 
@@ -25,11 +26,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     trace_id = args.trace_id.strip()
     if not TRACE_ID_RE.fullmatch(trace_id):
-        print(f"secbus trace: trace_id: expected 32 lowercase hex characters, got {trace_id!r}", file=sys.stderr)
-        return 2
-    log = open_log(args, "trace")
-    if log is None:
-        return 2
+        raise Usage(f"trace_id: expected 32 lowercase hex characters, got {trace_id!r}")
+    log = open_log(args)
     try:
         open_after = log.get_cursor("correlator", "events") or 0
         events = log.trace(args.tenant, trace_id, open_after=open_after)

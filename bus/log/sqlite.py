@@ -423,7 +423,10 @@ class SqliteLog(EventLog):
         """``fields`` (and ``outcome``) are inside the stored body, not columns: the other filters
         select rows in pages of ``_QUERY_PAGE``; only bodies holding every needle of the
         :class:`FieldMatch` are read and tested."""
-        match = FieldMatch(dict(fields or {}, **({} if outcome is None else {"outcome": outcome})))
+        fields = dict(fields or {})
+        if outcome is not None:
+            fields["outcome"] = outcome
+        match = FieldMatch(fields)
         ev, _ = self._conns()
         where, args = [], []
         if tenant is not None:
