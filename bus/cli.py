@@ -14,9 +14,9 @@ import os
 import sys
 
 from . import __version__
-from .commands import Usage, alerts, backup, config, emit, events, ping, serve, tail, trace
+from .commands import Usage, alerts, backup, config, emit, events, ping, serve, status, tail, trace
 
-COMMANDS = [serve, config, emit, tail, trace, events, alerts, backup, ping]
+COMMANDS = [serve, status, config, emit, tail, trace, events, alerts, backup, ping]
 #: (module, command name, what it does) registered when importable
 OPTIONAL = [
     ("secbus.handlers.audit.verify", "audit", "audit log tools: audit verify FILE... [--public-key FILE]"),
