@@ -139,7 +139,7 @@ def overview(doc: dict[str, Any], url: str) -> list[str]:
         f"{correlator.get('closed_traces', 0):,} closed, lag {most_behind(correlator.get('lag'))[0]:,}",
         f"  feed        {listening.get('feed')}: {feed.get('subscriptions', 0)} subscriptions, {feed.get('published', 0):,} published",
         f"  consumers   pid {consumers.get('pid')}, {consumers.get('restarts', 0)} restarts",
-        f"  security    "
+        "  security    "
         + (f"CURVE on, {security.get('clients', 0)} client keys allowed" if security.get("curve") else "CURVE off (loopback only)")
         + f", HTTP token {'on' if security.get('http_token') else 'off'}",
         "",
