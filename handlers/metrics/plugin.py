@@ -21,7 +21,11 @@ What is measured (Prometheus names; docs/handlers.md has the table):
 * from ``on_alert``: ``secbus_alerts_total{rule,severity}``;
 * read from ``app.stats()`` at each scrape: ``secbus_ingest_rejects_total{code}``,
   ``secbus_handler_lag{handler}``, ``secbus_handler_failures_total{handler}``,
-  ``secbus_handler_skipped_total{handler}``, ``secbus_open_traces``.
+  ``secbus_handler_skipped_total{handler}``, ``secbus_handler_running{handler}``,
+  ``secbus_open_traces``, ``secbus_correlator_lag``, ``secbus_ingest_backlog``,
+  ``secbus_ingest_max_backlog``, ``secbus_log_size_bytes``,
+  ``secbus_consumers_restarts_total``: what an alerting rule on the broker's
+  health needs (docs/operations.md, "Monitoring").
 
 SDK spool and drop figures: an SDK reports them by publishing an event of
 type ``perf.sdk.stats`` whose ``attrs`` carry its ``stats()`` numbers
@@ -109,8 +113,20 @@ class MetricsHandler:
                                         description="Failed hook calls (retried), per handler")
         meter.create_observable_counter("secbus.handler.skipped", [self._handler("skipped")],
                                         description="Entries skipped by the drop lag policy, per handler")
-        meter.create_observable_gauge("secbus.open.traces", [self._open_traces],
+        meter.create_observable_gauge("secbus.handler.running", [self._handler_running],
+                                      description="1 while a handler delivers, 0 when it failed, is retrying, was skipped or stopped")
+        meter.create_observable_gauge("secbus.open.traces", [self._figure("open_traces")],
                                       description="Traces being correlated")
+        meter.create_observable_gauge("secbus.correlator.lag", [self._figure("correlator", "lag")],
+                                      description="Events committed and not yet read by the correlator")
+        meter.create_observable_gauge("secbus.ingest.backlog", [self._figure("ingest", "backlog")],
+                                      description="Events behind the slowest block consumer")
+        meter.create_observable_gauge("secbus.ingest.max_backlog", [self._figure("ingest", "max_backlog")],
+                                      description="The backlog at which publishers are answered overloaded")
+        meter.create_observable_gauge("secbus.log.size_bytes", [self._figure("log", "size_bytes")],
+                                      description="Bytes of the event log on disk (databases and WAL files)")
+        meter.create_observable_counter("secbus.consumers.restarts", [self._figure("consumers", "restarts")],
+                                        description="Times the consumer process was started again after it died")
         for figure in SDK_FIGURES:
             meter.create_observable_gauge(f"secbus.sdk.{figure}", [self._sdk_figure(figure)],
                                           description=f"SDK clients' last reported {figure} count ({SDK_STATS_TYPE})")
@@ -207,9 +223,20 @@ class MetricsHandler:
             return out
         return callback
 
-    def _open_traces(self, options: CallbackOptions):
-        value = self._read_stats().get("open_traces")
-        return [Observation(value)] if isinstance(value, (int, float)) else []
+    def _handler_running(self, options: CallbackOptions):
+        return [Observation(int(health.get("state") == "running"), self.guard.labels("handler.running", {"handler": name}))
+                for name, health in (self._read_stats().get("handlers") or {}).items() if isinstance(health, dict)]
+
+    def _figure(self, *path: str):
+        """A callback observing ``app.stats()[path[0]][path[1]]...`` (a per-stream dict: the sum)."""
+        def callback(options: CallbackOptions):
+            value = self._read_stats()
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, dict):
+                value = sum(v for v in value.values() if isinstance(v, (int, float)))
+            return [Observation(value)] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+        return callback
 
     def _sdk_report(self, event: dict, source: dict) -> None:
         attrs = event.get("attrs") or {}

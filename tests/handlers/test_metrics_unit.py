@@ -19,8 +19,11 @@ from .helpers import PluginHandle
 class StatsHandle(PluginHandle):
     def stats(self):
         return {"rejects": {"invalid": 3, "too_large": 1}, "open_traces": 2,
-                "handlers": {"audit": {"lag": 7, "failures": 1, "skipped": 0},
-                             "alerting": {"lag": {"events": 4, "traces": 1}, "failures": 0, "skipped": 5}}}
+                "handlers": {"audit": {"state": "running", "lag": 7, "failures": 1, "skipped": 0},
+                             "alerting": {"state": "retrying", "lag": {"events": 4, "traces": 1}, "failures": 0, "skipped": 5},
+                             "typo": {"state": "skipped", "reason": "no such hook"}},
+                "correlator": {"lag": {"events": 9}}, "ingest": {"backlog": 12, "max_backlog": 1000},
+                "log": {"size_bytes": 4096}, "consumers": {"restarts": 1}}
 
 
 def samples(handler: MetricsHandler) -> dict[tuple, float]:
@@ -63,6 +66,16 @@ def test_traces_alerts_and_broker_figures_are_exposed(tmp_path):
     assert got[("secbus_handler_lag", (("handler", "alerting"),))] == 5
     assert got[("secbus_handler_skipped_total", (("handler", "alerting"),))] == 5
     assert got[("secbus_open_traces", ())] == 2
+
+
+def test_the_broker_health_figures_an_alerting_rule_needs_are_exposed(tmp_path):
+    got = samples(started(tmp_path))
+    running = {dict(labels)["handler"]: v for (name, labels), v in got.items() if name == "secbus_handler_running"}
+    assert running == {"audit": 1, "alerting": 0, "typo": 0}
+    assert got[("secbus_correlator_lag", ())] == 9
+    assert got[("secbus_ingest_backlog", ())] == 12 and got[("secbus_ingest_max_backlog", ())] == 1000
+    assert got[("secbus_log_size_bytes", ())] == 4096
+    assert got[("secbus_consumers_restarts_total", ())] == 1
 
 
 def test_sdk_spool_and_drop_figures_come_from_perf_sdk_stats_events(tmp_path):
