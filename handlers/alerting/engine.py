@@ -157,7 +157,7 @@ class Engine:
             value = get_field(obj, path)
             if value is MISSING and fallback is not None:
                 value = get_field(fallback, path)
-            parts.append(f"{path}={'' if value is MISSING else value}")
+            parts.append(f"{path}={group_text(value)}")
         return ",".join(parts)
 
     def _group(self, rule: Rule, key: str) -> _Group:
@@ -393,6 +393,17 @@ class Engine:
                 self.groups[name] = OrderedDict((k, _Group.from_json(g)) for k, g in items)
             else:
                 self._removed.update((name, k) for k, _ in items)
+
+
+def group_text(value: Any) -> str:
+    """A grouped field's value as it reads in an alert's ``group``: as written in the event's
+    JSON for booleans and null (``true``, not Python's ``True``), so ``secbus tail --attr
+    x=true`` finds the alerts grouped by it; empty when the field is missing."""
+    if value is MISSING:
+        return ""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
 
 
 def _ref(event: dict) -> Ref:

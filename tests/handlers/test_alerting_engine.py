@@ -161,6 +161,13 @@ def test_threshold_counts_each_group_apart():
     assert of_rule(alerts, "authn-brute-force") == []
 
 
+def test_a_group_reads_booleans_and_null_as_the_event_json_writes_them():
+    engine, alerts = engine_for('[[rule]]\nname = "flagged"\nkind = "match"\nseverity = "low"\n'
+                                'where = { type = "authn.login" }\ngroup_by = ["attrs.mfa", "attrs.via", "attrs.n", "actor.user"]\n')
+    engine.process_events([login("success", t=0, attrs={"mfa": False, "via": None, "n": 3})])
+    assert alerts[0]["group"] == "attrs.mfa=false,attrs.via=null,attrs.n=3,actor.user=alice"
+
+
 def test_a_burst_yields_exactly_one_alert_and_counts_the_rest_as_suppressed():
     engine, alerts = defaults()
     burst = [login("failure", t=i * 0.1) for i in range(40)]
