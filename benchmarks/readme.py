@@ -102,7 +102,8 @@ def section(data: dict) -> str:
             lines.append(f"- Soak with faults ({fmt(run['meta']['config']['soak_seconds'])} s{when}, broker SIGKILLed {f.get('kills')} times, "
                          f"a handler failing a fifth of its batches, publishers in both SDKs: {sum(f.get('emitted', {}).values()):,} events): "
                          f"{f.get('lost_log')} lost and {f.get('duplicated_log')} duplicated in the log, {f.get('lost_audit')} lost and "
-                         f"{f.get('duplicated_audit')} duplicated in the audit trail, `secbus audit verify` "
+                         f"{f.get('duplicated_audit')} duplicated in the audit trail, "
+                         f"`secbus audit verify{' --complete' if f.get('audit_verify_complete') else ''}` "
                          f"{'passes' if f.get('audit_verify_exit') == 0 else 'FAILS'}.")
     lines += ["", "Run them yourself: `make bench` (a few minutes) or `make bench BENCH_MODE=full` (longer runs, 1M-event "
               "backlog, 5-minute soak).", ""]

@@ -10,7 +10,7 @@ For ``soak_seconds`` (about 1 minute in quick mode, 5 in full):
   ``soak_kill_interval`` seconds, staying down about a second each time;
 * at the end the publishers flush, the handlers drain, the broker stops, and
   we check: every emitted id is in the event log exactly once; every emitted
-  id is in the audit trail exactly once; ``secbus audit verify`` passes on the
+  id is in the audit trail exactly once; ``secbus audit verify --complete`` passes on the
   audit files; and the failing handler saw every event at least once.
 """
 
@@ -124,7 +124,7 @@ def run(cfg: Config) -> Section:
         audit_count = Counter(audit)
         probe_count = Counter(_read_ids(probe_ids))
         cli = components.secbus_cli()
-        verify = subprocess.run([cli, "audit", "verify", *map(str, files)], capture_output=True, text=True, timeout=300) \
+        verify = subprocess.run([cli, "audit", "verify", "--complete", *map(str, files)], capture_output=True, text=True, timeout=300) \
             if files else None
         lost_log = len(wanted - set(stored_count))
         dup_log = sum(c - 1 for c in stored_count.values() if c > 1)
@@ -139,6 +139,7 @@ def run(cfg: Config) -> Section:
             kills=kills, emitted={k: len(v) for k, v in emitted.items()}, publishers=outputs, stored=len(stored),
             lost_log=lost_log, duplicated_log=dup_log, audit_records=len(audit), lost_audit=lost_audit,
             duplicated_audit=dup_audit, audit_files=len(files), audit_verify_exit=verify.returncode if verify else None,
+            audit_verify_complete=True,
             audit_verify_output=(verify.stdout + verify.stderr)[-500:] if verify else "no audit files",
             probe_missed=probe_missed, probe_redeliveries=sum(c - 1 for c in probe_count.values() if c > 1),
             handlers=health.get("handlers"), passed=passed,
@@ -148,7 +149,7 @@ def run(cfg: Config) -> Section:
             ["broker SIGKILLs (each ~1 s down)", kills],
             ["lost in the event log", lost_log], ["duplicated in the event log", dup_log],
             ["lost in the audit trail", lost_audit], ["duplicated in the audit trail", dup_audit],
-            ["secbus audit verify", "passes" if verify_ok else f"FAILS (exit {verify.returncode if verify else '-'})"],
+            ["secbus audit verify --complete (intact, no event seq missing)", "passes" if verify_ok else f"FAILS (exit {verify.returncode if verify else '-'})"],
             ["batches the failing handler raised on (retried by the broker, since its last restart)",
              ((health.get("handlers") or {}).get("bench-probe") or {}).get("failures")],
             ["events the randomly failing handler never saw", probe_missed],

@@ -12,6 +12,11 @@ audit files in chain order):
   and the first file of the chain (index 1) starts from 64 zeros;
 * event ``seq`` values increase; checkpoints state the true event count and
   head hash, and carry a valid Ed25519 signature when a public key is given;
+* completeness, beside integrity: the log's offsets are consecutive, so a
+  ``seq`` skipped between two event records (or before the first one of a
+  chain checked from its start) is an event the broker committed and the
+  trail does not hold (the handler was off or set to ``drop`` meanwhile).
+  Reported with the OK line; ``--complete`` makes it a failure;
 * ``audit.head`` beside the last file: the chain must reach its record ``n``
   with the same hash (records *cut off the end*, or a last file deleted,
   fail here).  Without a head file a truncated end cannot be told apart from
@@ -44,6 +49,13 @@ class Report:
     signed: int = 0
     files: int = 0
     notes: list[str] = field(default_factory=list)
+    first_seq: int | None = None
+    last_seq: int | None = None
+    #: (first, last) event seqs the trail skips; (1, k) when a chain checked from its start begins at k + 1
+    missing: list[tuple[int, int]] = field(default_factory=list)
+
+    def missing_count(self) -> int:
+        return sum(last - first + 1 for first, last in self.missing)
 
 
 class _Broken(Exception):
@@ -171,7 +183,13 @@ def _check_record(path: Path, lineno: int, record: dict, state: dict, report: Re
         seq = record.get("seq")
         if not isinstance(seq, int) or seq <= state["seq"]:
             raise _fail(path, lineno, f"event seq {seq!r} does not increase (after {state['seq']})")
-        state["seq"] = seq
+        # the first event of a chain checked from record 1 should be seq 1; later ones follow on
+        expected = state["seq"] + 1 if state["seq"] >= 0 else (1 if state["events"] == 0 else seq)
+        if seq > expected:
+            report.missing.append((expected, seq - 1))
+        if report.first_seq is None:
+            report.first_seq = seq
+        report.last_seq = state["seq"] = seq
         report.events += 1
         if state["events"] is not None:
             state["events"] += 1
@@ -220,10 +238,27 @@ def verify_command(args) -> int:
     if not report.ok:
         print(f"FAILED: {report.problem}")
         return 1
+    complete = getattr(args, "complete", False)
+    if report.missing and complete:
+        print(f"FAILED: {completeness(report)}")
+        return 1
     signed = f", {report.signed} signatures valid" if verifier else ""
     print(f"OK: {report.records} records ({report.events} events, {report.checkpoints} checkpoints{signed}) "
-          f"in {report.files} file(s)")
+          f"in {report.files} file(s); {completeness(report)}")
     return 0
+
+
+def completeness(report: Report) -> str:
+    """What the trail holds of the log's event offsets, and what it skips."""
+    if report.first_seq is None:
+        return "no events"
+    span = f"event seqs {report.first_seq}-{report.last_seq}"
+    if not report.missing:
+        return span + ", none missing"
+    ranges = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in report.missing[:10])
+    more = f" and {len(report.missing) - 10} more ranges" if len(report.missing) > 10 else ""
+    return (f"{span}, {report.missing_count():,} missing: {ranges}{more} (the chain is intact but does not hold "
+            f"these events: the broker committed them while the audit handler was off or set to drop)")
 
 
 def _arguments(parser) -> None:
@@ -231,6 +266,8 @@ def _arguments(parser) -> None:
                         help="audit files in chain order (audit/audit-*.jsonl), or the audit directory")
     parser.add_argument("--public-key", metavar="FILE", help="Ed25519 public key (PEM): check checkpoint and head signatures")
     parser.add_argument("--no-head", action="store_true", help="do not compare with audit.head (archived files)")
+    parser.add_argument("--complete", action="store_true",
+                        help="also fail (exit 1) when the trail skips event seqs the log committed")
 
 
 def add_parser(subparsers) -> None:

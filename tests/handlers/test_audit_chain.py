@@ -62,6 +62,44 @@ def test_an_untouched_chain_verifies_with_every_event_once_in_order(log_dir):
     assert all(b["prev"] == a["hash"] for a, b in zip(records, records[1:]))
 
 
+def write_seqs(directory: Path, seqs: list[int], **options) -> None:
+    writer = AuditWriter(directory, checkpoint_every=10, **options)
+    writer.open()
+    writer.write_events([make_event(seq=s) for s in seqs])
+    writer.close()
+
+
+def test_a_complete_trail_says_so_and_a_skipped_range_is_named_intact_or_failed_with_complete(tmp_path, capsys):
+    write_seqs(tmp_path, list(range(1, 11)))
+    assert verify_command(types.SimpleNamespace(files=[str(tmp_path)], public_key=None)) == 0
+    assert "; event seqs 1-10, none missing" in capsys.readouterr().out
+
+    gapped = tmp_path / "gapped"
+    write_seqs(gapped, list(range(1, 11)) + list(range(21, 31)) + [33])  # a handler set to drop, for instance
+    report = verify_files([gapped])
+    assert report.ok and report.missing == [(11, 20), (31, 32)] and report.missing_count() == 12
+    assert verify_command(types.SimpleNamespace(files=[str(gapped)], public_key=None)) == 0
+    assert "event seqs 1-33, 12 missing: 11-20, 31-32 (the chain is intact" in capsys.readouterr().out
+    assert verify_command(types.SimpleNamespace(files=[str(gapped)], public_key=None, complete=True)) == 1
+    assert capsys.readouterr().out.startswith("FAILED: event seqs 1-33, 12 missing: 11-20, 31-32")
+
+
+def test_a_chain_checked_from_its_start_must_begin_at_seq_1_and_a_later_file_need_not(tmp_path):
+    write_seqs(tmp_path, list(range(5, 9)))  # the audit handler enabled after four events
+    assert verify_files([tmp_path]).missing == [(1, 4)]
+
+    rotated = tmp_path / "rotated"
+    writer = AuditWriter(rotated, checkpoint_every=10, max_file_bytes=2000)
+    writer.open()
+    for seq in range(1, 41):
+        writer.write_events([make_event(seq=seq)])
+    writer.close()
+    files = audit_files(rotated)
+    assert len(files) > 2
+    later = verify_files(files[1:])
+    assert later.ok and later.missing == [] and later.first_seq > 1
+
+
 def test_the_hash_is_sha256_of_the_documented_canonical_json(log_dir):
     import hashlib
     record = json.loads(lines_of(audit_files(log_dir)[0])[3])

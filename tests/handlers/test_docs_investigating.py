@@ -77,5 +77,6 @@ def test_the_investigation_walkthrough_works_as_written(tmp_path):
         assert len(exported) == 7 and all(e["actor"]["user"] == "alice" and e["seq"] for e in exported)
         assert len(json.loads((work / "alert.json").read_text())["events"]) == 6
         assert by_start("secbus audit verify").startswith("OK: ")
+        assert by_start("secbus audit verify").rstrip().endswith("event seqs 1-7, none missing")
     finally:
         broker.stop()
