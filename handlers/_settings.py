@@ -86,6 +86,21 @@ class Settings:
                                 f"known: {', '.join(sorted(self._known - RUNNER_KEYS))}")
 
 
+class Configured:
+    """A handler whose settings are read by ``configure`` alone, without opening anything.
+
+    ``startup`` calls ``configure`` and then opens what it needs;
+    ``secbus config check`` calls ``check_settings``, which runs ``configure`` on a
+    fresh instance, so a bad setting is found before a restart, not after it."""
+
+    def configure(self, name: str, settings: Mapping[str, Any], data_dir: Path) -> None:
+        raise NotImplementedError
+
+    def check_settings(self, name: str, settings: Mapping[str, Any], data_dir: Path) -> None:
+        """Raise ``ValueError`` naming the key and value if ``[handlers.<name>]`` is not usable."""
+        type(self)().configure(name, settings, data_dir)
+
+
 def _names(kinds: tuple) -> str:
     names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false",
              dict: "a table", Path: "a path", object: "a value"}

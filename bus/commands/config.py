@@ -8,10 +8,13 @@ Both take ``serve``'s options and build the config exactly as ``serve`` would
   are masked as ``secbus.shown`` says (secret-named keys, headers, URLs), so the
   output can be pasted into a ticket.
 * ``check`` runs what ``serve`` checks before it binds anything: the config, the
-  CURVE key file and allow-list, the loopback rule for each listener, and every
-  enabled handler resolved through its entry point.  A handler's own settings are
-  checked by the handler when it starts (the broker log and ``/healthz`` name the
-  problem), because starting one can open files, processes and connections.
+  CURVE key file and allow-list, the loopback rule for each listener, every
+  enabled handler resolved through its entry point, and the ``[handlers.<name>]``
+  table of each handler that offers ``check_settings(name, settings, data_dir)``
+  (every built-in does: types, unknown keys, the alerting rules file).  Such a
+  check reads its settings and files without opening anything for writing; a
+  handler without one is checked when it starts (the broker log and
+  ``/healthz`` name the problem).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Iterator, Mapping
 
 import tomli_w
 
-from ..config import DEFAULTS, ConfigError, data_dir_of, env_names, layers, load
+from ..config import DEFAULTS, RUNNER_KEYS, ConfigError, data_dir_of, env_names, handler_settings, layers, load
 from ..shown import shown_setting
 from .serve import add_config_options, flags_of
 
@@ -85,16 +88,34 @@ def run_check(args) -> int:
     finally:
         logging.disable(logging.NOTSET)
     problems += [f"handler {name!r}: {why}" for name, why in skipped.items()]
+    problems += handler_setting_problems(config, plugins)
+    unchecked = sorted(name for name, plugin in plugins.items() if not callable(getattr(plugin, "check_settings", None)))
     for note in notes:
         print(f"secbus config check: {note}")
     if problems:
         for problem in problems:
             print(f"secbus config check: {problem}", file=sys.stderr)
         return 2
+    later = f" ({', '.join(unchecked)}: own settings checked when they start)" if unchecked else ""
     print(f"secbus config check: OK: config {config['config_path'] or '(none: defaults and environment)'}; "
-          f"data in {data_dir_of(config).resolve()}; handlers {', '.join(plugins) or 'none'} (their own settings "
-          f"are checked when they start)")
+          f"data in {data_dir_of(config).resolve()}; handlers {', '.join(plugins) or 'none'}{later}")
     return 0
+
+
+def handler_setting_problems(config: dict, plugins: Mapping[str, object]) -> list[str]:
+    """Each enabled handler's ``check_settings`` on its table, as ``serve`` would pass it."""
+    data_dir = data_dir_of(config).resolve()
+    problems = []
+    for name, plugin in plugins.items():
+        check = getattr(plugin, "check_settings", None)
+        if not callable(check):
+            continue
+        settings = {k: v for k, v in handler_settings(config, name, plugin).items() if k not in RUNNER_KEYS}
+        try:
+            check(name, settings, data_dir)
+        except Exception as exc:  # a handler's own check: whatever it raises names the problem
+            problems.append(f"handler {name!r}: {exc}")
+    return problems
 
 
 def leaves(config: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from secbus import hookimpl
 
-from .._settings import Settings
+from .._settings import Configured, Settings
 from .engine import Engine
 from .ledger import Ledger
 from .rules import load_rules
@@ -48,7 +48,7 @@ _trace_head = msgspec.msgpack.Decoder(_TraceHead).decode
 _decode = msgspec.msgpack.Decoder().decode
 
 
-class AlertingHandler:
+class AlertingHandler(Configured):
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.ledger: Ledger | None = None
@@ -56,17 +56,22 @@ class AlertingHandler:
         self._saved_at = 0
         self._max_ts = 0
 
+    def configure(self, name, settings, data_dir) -> None:
+        """The settings and the rules (default and ``rules`` file): every mistake named here."""
+        s = Settings(name, settings)
+        self.rules = load_rules(s.path("rules", None, base=data_dir), s.boolean("default_rules", True))
+        self.max_groups = s.integer("max_groups", 10_000, minimum=1)
+        self.max_ids = s.integer("max_ids", 100, minimum=1)
+        self.state_interval_ns = int(s.number("state_interval", 1.0) * 1e9)
+        self.ledger_rows = s.integer("ledger_max_rows", 1_000_000, minimum=1)
+        s.reject_unknown()
+
     @hookimpl
     def startup(self, app) -> None:
-        s = Settings(app.name, app.settings)
-        rules = load_rules(s.path("rules", None, base=app.data_dir), s.boolean("default_rules", True))
-        max_groups = s.integer("max_groups", 10_000, minimum=1)
-        max_ids = s.integer("max_ids", 100, minimum=1)
-        self.state_interval_ns = int(s.number("state_interval", 1.0) * 1e9)
-        ledger_rows = s.integer("ledger_max_rows", 1_000_000, minimum=1)
-        s.reject_unknown()
-        self.ledger = Ledger(app.data_dir / "alerting" / "state.db", ledger_rows)
-        self.engine = Engine(rules, app.publish_alert, max_groups=max_groups, max_ids=max_ids,
+        self.configure(app.name, app.settings, app.data_dir)
+        rules = self.rules
+        self.ledger = Ledger(app.data_dir / "alerting" / "state.db", self.ledger_rows)
+        self.engine = Engine(rules, app.publish_alert, max_groups=self.max_groups, max_ids=self.max_ids,
                              on_suppressed=self.ledger.add)
         saved = self.ledger.load_state()
         if saved:

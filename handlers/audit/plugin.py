@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from secbus import hookimpl
 
-from .._settings import Settings
+from .._settings import Configured, Settings
 from .redact import DEFAULT_HASH_FIELDS, DEFAULT_SECRET_WORDS, Redactor
 from .worker import WriterProcess
 from .writer import MiB, AuditWriter
@@ -40,7 +40,7 @@ def writer_from_settings(name: str, values: dict, data_dir) -> AuditWriter:
     return writer
 
 
-class AuditHandler:
+class AuditHandler(Configured):
     """One audit log; the broker calls these hooks from the handler's runner."""
 
     #: Each batch costs a round trip to the writer process and an fsync, so audit catches up
@@ -51,10 +51,15 @@ class AuditHandler:
     def __init__(self) -> None:
         self.writer: AuditWriter | WriterProcess | None = None
 
+    def configure(self, name, settings, data_dir) -> None:
+        self.unopened = writer_from_settings(name, settings, data_dir)  # settings errors surface here
+        self.worker = Settings(name, settings).boolean("worker", True)
+
     @hookimpl
     def startup(self, app) -> None:
-        writer = writer_from_settings(app.name, app.settings, app.data_dir)  # settings errors surface here
-        if Settings(app.name, app.settings).boolean("worker", True):
+        self.configure(app.name, app.settings, app.data_dir)
+        writer = self.unopened
+        if self.worker:
             process = WriterProcess(app.name, app.settings, app.data_dir)
             opened = process.start()
             self.writer = process

@@ -54,7 +54,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from secbus import hookimpl
 
-from .._settings import Settings
+from .._settings import Configured, Settings
 from .guard import CardinalityGuard
 from .histogram import Histogram
 
@@ -74,7 +74,7 @@ class _TraceFlags(msgspec.Struct):
 _trace_flags = msgspec.msgpack.Decoder(_TraceFlags).decode
 
 
-class MetricsHandler:
+class MetricsHandler(Configured):
     def __init__(self) -> None:
         self.registry: CollectorRegistry | None = None
         self.provider: MeterProvider | None = None
@@ -85,12 +85,15 @@ class MetricsHandler:
         self._pending_traces: dict[str, int] = {}   # flag -> closed traces not yet added
         self._pending_lock = threading.Lock()
 
-    @hookimpl
-    def startup(self, app) -> None:
-        s = Settings(app.name, app.settings)
+    def configure(self, name, settings, data_dir) -> None:
+        s = Settings(name, settings)
         self.guard = CardinalityGuard(s.integer("max_label_values", 100, minimum=1))
         self.path = s.string("path", "/metrics")
         s.reject_unknown()
+
+    @hookimpl
+    def startup(self, app) -> None:
+        self.configure(app.name, app.settings, app.data_dir)
         self._stats = app.stats
         # The reader registers with a registry of its own; /metrics renders
         # self.registry, whose one collector adds the handler's histogram.

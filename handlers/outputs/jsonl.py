@@ -15,23 +15,26 @@ import os
 
 from secbus import hookimpl
 
-from .._settings import Settings
+from .._settings import Configured, Settings
 from ..audit.writer import read_last_record
 from .common import min_severity, passes
 
 
-class FileOutput:
+class FileOutput(Configured):
     def __init__(self) -> None:
         self._fh = None
         self.last_seq = -1
 
-    @hookimpl
-    def startup(self, app) -> None:
-        s = Settings(app.name, app.settings)
-        self.path = s.path("path", "alerts.jsonl", base=app.data_dir)
+    def configure(self, name, settings, data_dir) -> None:
+        s = Settings(name, settings)
+        self.path = s.path("path", "alerts.jsonl", base=data_dir)
         self.fsync = s.boolean("fsync", False)
         self.minimum = min_severity(s)
         s.reject_unknown()
+
+    @hookimpl
+    def startup(self, app) -> None:
+        self.configure(app.name, app.settings, app.data_dir)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             try:

@@ -12,24 +12,27 @@ import logging
 
 from secbus import hookimpl
 
-from .._settings import Settings
+from .._settings import Configured, Settings
 from .common import alert_line, min_severity, passes
 
 LEVELS = {"info": logging.INFO, "low": logging.INFO, "medium": logging.WARNING,
           "high": logging.ERROR, "critical": logging.CRITICAL}
 
 
-class LogOutput:
+class LogOutput(Configured):
     def __init__(self) -> None:
         self.logger = logging.getLogger("secbus.alerts")
         self.minimum = 0
 
-    @hookimpl
-    def startup(self, app) -> None:
-        s = Settings(app.name, app.settings)
+    def configure(self, name, settings, data_dir) -> None:
+        s = Settings(name, settings)
         self.logger = logging.getLogger(s.string("logger", "secbus.alerts"))
         self.minimum = min_severity(s)
         s.reject_unknown()
+
+    @hookimpl
+    def startup(self, app) -> None:
+        self.configure(app.name, app.settings, app.data_dir)
 
     @hookimpl
     def on_alert(self, alert: dict) -> None:

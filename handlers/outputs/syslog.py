@@ -30,7 +30,7 @@ import socket
 
 from secbus import hookimpl
 
-from .._settings import Settings
+from .._settings import Configured, Settings
 from .common import min_severity, passes
 
 FACILITIES = {"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
@@ -65,17 +65,20 @@ def format_rfc5424(alert: dict, *, facility: int = 4, hostname: str | None = Non
     return f"{header} {sd} {BOM}{alert.get('summary', '')}".encode("utf-8")
 
 
-class SyslogOutput:
+class SyslogOutput(Configured):
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
 
     @hookimpl
     def startup(self, app) -> None:
-        s = Settings(app.name, app.settings)
+        self.configure(app.name, app.settings, app.data_dir)
+
+    def configure(self, name, settings, data_dir) -> None:
+        s = Settings(name, settings)
         address = s.string("address", "127.0.0.1:514")
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"[handlers.{app.name}] address: expected HOST:PORT, got {address!r}")
+            raise ValueError(f"[handlers.{name}] address: expected HOST:PORT, got {address!r}")
         self.address = (host.strip("[]"), int(port))
         self.protocol = s.string("protocol", "udp", choices=("udp", "tcp"))
         facility = s.string("facility", "auth", choices=tuple(FACILITIES))

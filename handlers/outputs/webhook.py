@@ -36,7 +36,7 @@ import urllib.request
 from secbus import hookimpl
 from secbus.shown import shown_url
 
-from .._settings import Settings
+from .._settings import Configured, Settings
 from .common import min_severity, passes
 
 log = logging.getLogger("secbus.handlers.webhook")
@@ -47,7 +47,7 @@ class WebhookError(RuntimeError):
     """Delivery failed after every retry; the runner will try again."""
 
 
-class WebhookOutput:
+class WebhookOutput(Configured):
     def __init__(self) -> None:
         self.delivered = 0
         self.rejected = 0
@@ -56,11 +56,14 @@ class WebhookOutput:
 
     @hookimpl
     def startup(self, app) -> None:
-        s = Settings(app.name, app.settings)
+        self.configure(app.name, app.settings, app.data_dir)
+
+    def configure(self, name, settings, data_dir) -> None:
+        s = Settings(name, settings)
         self.url = s.string("url")
         self.shown = shown_url(self.url)
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"[handlers.{app.name}] url: expected an http:// or https:// URL, got {self.shown!r}")
+            raise ValueError(f"[handlers.{name}] url: expected an http:// or https:// URL, got {self.shown!r}")
         self.timeout = s.number("timeout", 5.0, minimum=0.001)
         self.retries = s.integer("retries", 4)
         self.backoff = s.number("backoff", 0.5)

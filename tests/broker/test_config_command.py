@@ -55,6 +55,48 @@ def test_check_fails_on_a_handler_that_is_not_installed(tmp_path):
     assert r.stderr.count("siem-forwarder") == 1, r.stderr  # said once, not logged twice
 
 
+def test_check_names_each_bad_handler_setting_and_a_broken_rules_file_without_touching_the_data_dir(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "mine"\nkind = "match"\nseverity = "urgent"\nwhere = { type = "authn.login" }\n')
+    config = tmp_path / "broker.toml"
+    config.write_text(
+        '[handlers]\nenabled = ["audit", "metrics", "alerting", "alert-webhook", "alert-syslog"]\n'
+        f'[handlers.alerting]\nrules = "{rules}"\n'
+        '[handlers.audit]\nfsync = "sometimes"\n'
+        '[handlers.metrics]\nmax_label_value = 5\n'
+        '[handlers.alert-webhook]\nurl = "https://hooks.example/T0/B0/s3cretpath"\nheaders = { Authorization = 7 }\n'
+        '[handlers.alert-syslog]\naddress = "siem.example:6514"\nprotocol = "tcp"\n'  # a good one: not named
+    )
+    data = tmp_path / "data"
+    r = secbus("config", "check", "--config", str(config), "--data-dir", str(data))
+    assert r.returncode == 2
+    problems = r.stderr.strip().splitlines()
+    assert problems == [
+        "secbus config check: handler 'audit': [handlers.audit] fsync: expected one of 'batch', 'interval', got 'sometimes'",
+        "secbus config check: handler 'metrics': [handlers.metrics]: unknown setting(s) 'max_label_value'; known: max_label_values, path",
+        f"secbus config check: handler 'alerting': {rules}: rule 'mine': severity: expected one of info, low, medium, high, critical, "
+        "event, got 'urgent'",
+        "secbus config check: handler 'alert-webhook': [handlers.alert-webhook] headers: expected a table of header = \"value\" "
+        "strings, got {'Authorization': '[masked]'}",
+    ], r.stderr
+    assert "s3cret" not in r.stderr
+    assert not data.exists()  # checked, not started: no audit dir, no writer process, no state db
+
+    rules.write_text('[[rule]]\nname = "mine"\nkind = "match"\nseverity = "high"\nwhere = { type = "authn.login" }\n')
+    config.write_text(f'[handlers]\nenabled = ["audit", "alerting"]\n[handlers.alerting]\nrules = "{rules}"\n')
+    r = secbus("config", "check", "--config", str(config), "--data-dir", str(data))
+    assert r.returncode == 0, r.stderr
+    assert "handlers audit, alerting\n" in r.stdout and not data.exists()
+
+
+def test_check_says_which_handlers_check_their_own_settings_only_at_start(tmp_path, recorder_installed):
+    config = tmp_path / "broker.toml"
+    config.write_text('[handlers]\nenabled = ["audit", "recorder"]\n')
+    r = secbus("config", "check", "--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert r.returncode == 0, r.stderr
+    assert "handlers audit, recorder (recorder: own settings checked when they start)" in r.stdout
+
+
 def test_check_fails_on_an_insecure_bind_and_a_missing_key_file(tmp_path):
     r = secbus("config", "check", "--ingest", "tcp://0.0.0.0:7878")
     assert r.returncode == 2 and "ingest: refusing to listen on tcp://0.0.0.0:7878 without CURVE" in r.stderr
