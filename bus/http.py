@@ -17,6 +17,8 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from .health import DEFAULT_MAX_LAG, problems
+
 log = logging.getLogger("secbus.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,8 +48,15 @@ class HttpServer:
         self._routes.append((method.upper(), path, handler))
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        """The broker's figures plus ``problems`` (:mod:`secbus.health`); with ``?strict``,
+        status 503 while there is one, for monitors that only read the status code."""
+        raw_lag = request.query.get("max_lag", str(DEFAULT_MAX_LAG))
+        if not (raw_lag.isascii() and raw_lag.isdigit()):
+            return web.json_response({"error": f"max_lag: expected a whole number of records, got {raw_lag[:40]!r}"}, status=400)
         data = await asyncio.get_running_loop().run_in_executor(None, self._stats)
-        return web.Response(text=json.dumps(data, indent=1, sort_keys=True), content_type="application/json")
+        data["problems"] = problems(data, int(raw_lag))
+        status = 503 if "strict" in request.query and data["problems"] else 200
+        return web.Response(text=json.dumps(data, indent=1, sort_keys=True), content_type="application/json", status=status)
 
     def start(self, timeout: float = 10.0) -> str:
         """Bind and serve in a thread; return the bound ``host:port``."""

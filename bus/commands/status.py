@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from . import Usage
-from .health import DEFAULT_MAX_LAG, most_behind, notes, problems
+from ..health import DEFAULT_MAX_LAG, most_behind, notes, problems
 from .stored import add_data_dir, data_dir_of
 
 DEFAULT_HTTP = "127.0.0.1:7880"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def add_parser(sub) -> None:
@@ -71,7 +72,8 @@ def run(args) -> int:
 def http_address(args) -> tuple[str, str]:
     """(HOST:PORT, where it came from) for the options given."""
     if args.http:
-        if not args.http.rpartition(":")[2].isdigit():
+        port = args.http.rpartition(":")[2]
+        if not (port.isascii() and port.isdigit()):
             raise Usage(f"--http: expected HOST:PORT, got {args.http!r}")
         return args.http, "from --http"
     runtime = Path(data_dir_of(args)) / "broker.json"
@@ -85,8 +87,11 @@ def http_address(args) -> tuple[str, str]:
 
 
 def fetch(url: str, timeout: float) -> dict[str, Any]:
-    """The /healthz document at ``url``; OSError when there is none (refused, timeout, not secbus)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    """The /healthz document at ``url``; OSError when there is none (refused, timeout, not secbus).
+
+    Never through an ``http_proxy`` from the environment: the broker is on loopback or
+    the local network, and a corporate proxy would answer for it."""
+    with _DIRECT.open(url, timeout=timeout) as response:
         body = response.read()
     try:
         doc = json.loads(body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from secbus.commands.health import notes, problems
+from secbus.health import notes, problems
 from support.broker import run_secbus, wait_until
 from support.events import make_event
 
@@ -32,6 +32,7 @@ def test_a_healthy_broker_found_through_its_data_dir(broker):
 
     doc = json.loads(status("--http", broker.http, "--json").stdout)
     assert doc["problems"] == [] and doc["pid"] == broker.proc.pid and doc["ingest"]["events_accepted"] == 1
+    assert broker.get("/healthz?strict")[0] == 200 and broker.healthz()["problems"] == []
 
 
 def test_a_handler_failing_every_batch_is_a_problem_naming_it_and_its_error(broker_factory, recorder_installed, recording):
@@ -43,6 +44,10 @@ def test_a_handler_failing_every_batch_is_a_problem_naming_it_and_its_error(brok
     assert "1 problem:" in out.stdout and "NOT HEALTHY" in out.stdout
     assert "handler recorder is retrying after" in out.stdout
     assert "RuntimeError" in out.stdout and "failing call" in out.stdout
+    # /healthz says the same to a monitor that reads only the status code: 503 with ?strict
+    code, body = b.get("/healthz?strict")
+    assert code == 503 and any(p.startswith("handler recorder is retrying") for p in json.loads(body)["problems"])
+    assert b.get("/healthz")[0] == 200
     b.kill()  # not what is under test: a stop would wait out the drain deadline
 
 
@@ -75,6 +80,12 @@ def test_no_broker_answering_is_a_problem_and_a_killed_broker_is_named(broker_fa
     out = wait_until(lambda: (r := status("--data-dir", str(b.data_dir))).returncode == 1 and "no broker answers" in r.stderr and r,
                      message="the consumer process gone too")
     assert f"names pid {pid}, which is not running" in out.stderr
+
+
+def test_healthz_names_a_bad_max_lag(broker):
+    code, body = broker.get("/healthz?strict&max_lag=lots")
+    assert code == 400 and json.loads(body) == {"error": "max_lag: expected a whole number of records, got 'lots'"}
+    assert broker.get("/healthz?strict&max_lag=0")[0] == 200  # nothing behind on an idle broker
 
 
 def test_bad_options_are_usage_errors():

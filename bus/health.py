@@ -1,4 +1,4 @@
-"""What a ``/healthz`` document says is wrong: the judgment behind ``secbus status``.
+"""What a ``/healthz`` document says is wrong: its ``problems`` and ``secbus status``.
 
 ``/healthz`` reports figures; an operator (or a monitoring check) wants to know
 whether anything needs them.  :func:`problems` names what does now: the broker
@@ -40,7 +40,7 @@ def problems(doc: dict[str, Any], max_lag: int = DEFAULT_MAX_LAG) -> list[str]:
     for name, handler in sorted(doc.get("handlers", {}).items()):
         found.extend(_handler_problems(name, handler, max_lag))
     correlator = doc.get("correlator", {})
-    if correlator.get("state") not in (None, "running"):
+    if correlator.get("state") not in (None, "running", "starting"):  # starting: the first moments after start
         found.append(f"correlator is {correlator['state']} (traces are not being closed meanwhile)")
     lag, stream = most_behind(correlator.get("lag"))
     if lag > max_lag:
