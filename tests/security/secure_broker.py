@@ -1,19 +1,18 @@
 """A broker process with CURVE on, and raw protocol clients that hold a key pair.
 
-``tests/support/broker.py`` writes its config with a tiny TOML writer that has
-no arrays of tables, and pings through a plain (NULL) socket; a CURVE broker
-needs ``[[auth.clients]]`` and answers only allow-listed keys.  So this module
-subclasses :class:`BrokerProcess` for those two things and nothing else.
+``tests/support/broker.py`` pings through a plain (NULL) socket; a CURVE broker
+answers only allow-listed keys.  So this module subclasses :class:`BrokerProcess`
+to put the allow-list (``[[auth.clients]]``) in its config and to ping with a
+key of that list, and nothing else.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import zmq
 
-from support.broker import BrokerProcess, RawClient, to_toml
+from support.broker import BrokerProcess, RawClient, next_dir
 
 from .helpers import KeyPair
 
@@ -38,27 +37,16 @@ def client_entry(pair: KeyPair, tenant: str, types=("*",), admin: bool = False) 
     return {"name": pair.name, "public_key": pair.public_text, "tenant": tenant, "types": list(types), "admin": admin}
 
 
-def toml_array_of_tables(name: str, rows: list[dict]) -> str:
-    out = []
-    for row in rows:
-        out.append(f"\n[[{name}]]")
-        out += [f"{k} = {json.dumps(v)}" for k, v in row.items()]
-    return "\n".join(out) + "\n"
-
-
 class SecureBroker(BrokerProcess):
     """``secbus serve`` with ``[auth] server_secret_key_file`` and an allow-list."""
 
     def __init__(self, base_dir, server: KeyPair, clients: list[dict], probe: KeyPair, config: dict | None = None, **kw):
         config = dict(config or {})
-        config.setdefault("auth", {})["server_secret_key_file"] = str(server.secret_path)
+        config["auth"] = {**config.get("auth", {}), "server_secret_key_file": str(server.secret_path), "clients": clients}
         super().__init__(base_dir, config=config, **kw)
         self.server = server
         self.clients = clients
         self.probe = probe  # an allow-listed pair used to PING until ready
-
-    def write_config(self) -> None:
-        self.config_path.write_text(to_toml(self.config) + "\n" + toml_array_of_tables("auth.clients", self.clients))
 
     def client_for(self, pair: KeyPair | None, timeout: float = 10.0) -> CurveClient:
         return CurveClient(self.ingest, self.server.public, pair, timeout)
@@ -68,10 +56,7 @@ class SecureBroker(BrokerProcess):
 
 
 def start_secure_broker(tmp_path: Path, server: KeyPair, clients: list[dict], probe: KeyPair, config: dict | None = None, handlers=None) -> SecureBroker:
-    n = 0
-    while (Path(tmp_path) / f"secure-{n}").exists():
-        n += 1
-    broker = SecureBroker(Path(tmp_path) / f"secure-{n}", server, clients, probe, config=config, handlers=[] if handlers is None else handlers)
+    broker = SecureBroker(next_dir(tmp_path, "secure"), server, clients, probe, config=config, handlers=[] if handlers is None else handlers)
     broker.start()
     try:
         broker.wait_ready()

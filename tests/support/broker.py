@@ -8,83 +8,26 @@ on free ports (it binds port 0 and reports what it got in
 :meth:`BrokerProcess.restart` reuses the same ports and data, so connected
 clients reconnect on their own.
 
-The config is written as TOML by a tiny writer below: the stdlib reads TOML
-(``tomllib``) but cannot write it, and test configs are plain tables.
+:class:`BrokerProcess` is :class:`secbus.testing.Broker` (what handler authors
+use) plus the session's bookkeeping and a PING to say ready.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Iterable
 
 import zmq
 
+from secbus.testing import Broker, next_dir, secbus_command, wait_until
 from secbus_sdk import wire
 
-T = TypeVar("T")
+__all__ = ["BrokerProcess", "RawClient", "next_dir", "run_secbus", "secbus_command", "start_broker", "stop_leftovers", "wait_until"]
 
 #: every BrokerProcess created, so conftest can show their logs when a test fails
 REGISTRY: list["BrokerProcess"] = []
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str | Callable[[], str] = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; return that value.
-
-    Raises AssertionError naming ``message`` (a string or a callable giving
-    one, evaluated at failure time) when ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"timed out after {timeout}s waiting for: {text} (last value: {value!r})")
-        time.sleep(interval)  # the polling interval of this deadline-bounded wait
-
-
-# --------------------------------------------------------------------------
-# TOML writing (tables, scalars, lists of scalars)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def to_toml(data: dict, prefix: str = "") -> str:
-    lines = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            name = f"{prefix}{json.dumps(key)}"
-            lines.append(f"\n[{name}]")
-            lines.append(to_toml(value, name + "."))
-    return "\n".join(lines)
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -149,11 +92,6 @@ class RawClient:
 # the broker process
 
 
-def secbus_command() -> list[str]:
-    script = Path(sys.executable).parent / "secbus"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "secbus.cli"]
-
-
 def run_secbus(*args: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``secbus ARGS...`` as a user runs it: no ``SECBUS_*`` from the test's environment but ``env``."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SECBUS_")}
@@ -171,185 +109,46 @@ def stop_leftovers() -> None:
         broker.kill()
 
 
-class BrokerProcess:
-    """``secbus serve`` in a subprocess; see the module docstring."""
+class BrokerProcess(Broker):
+    """:class:`secbus.testing.Broker`, known to the test session (its log in failure reports, killed
+    at the end if a test left it running), ready once its ingest answers PING."""
 
     def __init__(self, base_dir: str | os.PathLike, config: dict | None = None, handlers: list[str] | None = None, env: dict | None = None):
-        self.dir = Path(base_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir = self.dir / "data"
-        self.config_path = self.dir / "secbus.toml"
-        self.log_path = self.dir / "broker.log"
-        base = {
-            "data_dir": str(self.data_dir),
-            "ingest": {"endpoint": "tcp://127.0.0.1:0"},
-            "feed": {"endpoint": "tcp://127.0.0.1:0"},
-            "http": {"address": "127.0.0.1:0"},
-            "handlers": {"shutdown_deadline_s": 10.0},
-        }
-        self.config = deep_merge(base, config or {})
-        if handlers is not None:
-            self.config["handlers"]["enabled"] = list(handlers)
-        self.extra_env = dict(env or {})
-        self.proc: subprocess.Popen | None = None
-        self.ingest = self.feed = self.http = ""
-        self._log_fh = None
+        super().__init__(base_dir, config=config, handlers=handlers, env=env)
         REGISTRY.append(self)
 
-    # --- lifecycle ---------------------------------------------------------
-    def write_config(self) -> None:
-        self.config_path.write_text(to_toml(self.config) + "\n")
-
     def start(self) -> "BrokerProcess":
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError("broker already running")
-        self.write_config()
-        runtime = self.data_dir / "broker.json"
-        if runtime.exists():
-            runtime.unlink()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SECBUS_")}
-        env.update(self.extra_env)
-        env["PYTHONUNBUFFERED"] = "1"
-        self._log_fh = open(self.log_path, "ab")
-        self._log_fh.write(f"\n=== start {time.strftime('%H:%M:%S')} ===\n".encode())
-        self._log_fh.flush()
-        self.proc = subprocess.Popen(
-            secbus_command() + ["serve", "--config", str(self.config_path)],
-            stdout=self._log_fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=self.dir,
-        )
+        super().start()
         RUNNING.add(self)
         return self
 
-    def _runtime(self) -> dict | None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"broker exited with code {self.proc.returncode}:\n{self.log_text()}")
+    def stop(self, timeout: float = 30.0) -> int | None:
         try:
-            data = json.loads((self.data_dir / "broker.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return data if data.get("pid") == self.proc.pid else None
+            return super().stop(timeout)
+        finally:
+            RUNNING.discard(self)
+
+    def kill(self) -> None:
+        super().kill()
+        RUNNING.discard(self)
 
     def probe_client(self) -> "RawClient":
         """The client wait_ready pings with (a subclass with CURVE gives a keyed one)."""
         return RawClient(self.ingest)
 
-    def wait_ready(self, timeout: float = 20.0) -> "BrokerProcess":
-        """Wait until the broker reported its addresses and answers PING."""
-        runtime = wait_until(self._runtime, timeout, 0.02, lambda: f"broker.json from pid {self.proc.pid}\n{self.log_text()}")
-        self.ingest, self.feed, self.http = runtime["ingest"], runtime.get("feed", ""), runtime["http"]
-        # pin the ports so restart() binds the same ones and clients reconnect by themselves
-        self.config["ingest"]["endpoint"] = self.ingest
-        if self.feed:
-            self.config["feed"]["endpoint"] = self.feed
-        self.config["http"]["address"] = self.http
+    def wait_answering(self, deadline: float) -> None:
         with self.probe_client() as client:
-            deadline = time.monotonic() + timeout
             while True:
                 try:
                     client.ping(timeout=0.5)
-                    break
+                    return
                 except TimeoutError:
                     self._runtime()
                     if time.monotonic() > deadline:
                         raise
-        return self
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM and wait; returns the exit code (kills and raises if it hangs)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"broker did not stop within {timeout}s after SIGTERM:\n{self.log_text()}")
-        finally:
-            self._close_log()
-            RUNNING.discard(self)
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL: the crash case (nothing flushed, no shutdown code runs)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._close_log()
-        RUNNING.discard(self)
-
-    def restart(self, timeout: float = 20.0) -> "BrokerProcess":
-        """Stop (if running), start again on the same ports and data, wait until ready."""
-        self.stop()
-        return self.start().wait_ready(timeout)
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def _close_log(self) -> None:
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    # --- looking inside ----------------------------------------------------
-    def healthz(self, timeout: float = 10.0) -> dict:
-        with urllib.request.urlopen(f"http://{self.http}/healthz", timeout=timeout) as resp:
-            return json.loads(resp.read())
-
-    def get(self, path: str, timeout: float = 10.0) -> tuple[int, str]:
-        """GET any HTTP path (e.g. ``/metrics``); returns (status, body)."""
-        try:
-            with urllib.request.urlopen(f"http://{self.http}{path}", timeout=timeout) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def open_log(self):
-        """The broker's event log, opened beside it (WAL readers do not block it)."""
-        from secbus.log.sqlite import SqliteLog
-
-        return SqliteLog(self.data_dir, create=False)
-
-    def events(self) -> list[dict]:
-        """Every stored event, in log order, as handlers see them."""
-        return self._read_stream("events")
-
-    def traces(self) -> list[dict]:
-        return self._read_stream("traces")
-
-    def alerts(self) -> list[dict]:
-        return self._read_stream("alerts")
-
-    def _read_stream(self, stream: str) -> list[dict]:
-        log = self.open_log()
-        try:
-            out: list[dict] = []
-            after = 0
-            while True:
-                batch = log.read(stream, after, 10_000)
-                if not batch:
-                    return out
-                out += batch
-                after = batch[-1]["seq"]
-        finally:
-            log.close()
 
     def client(self, timeout: float = 10.0) -> RawClient:
         return RawClient(self.ingest, timeout)
-
-    def log_text(self, tail: int = 200) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no broker log)"
-        return "\n".join(lines[-tail:])
 
 
 def start_broker(tmp_path: str | os.PathLike, config: dict | None = None, handlers: list[str] | None = None, env: dict | None = None, timeout: float = 20.0) -> BrokerProcess:
@@ -357,11 +156,7 @@ def start_broker(tmp_path: str | os.PathLike, config: dict | None = None, handle
 
     ``config`` is merged over the test defaults (free ports, temp data dir);
     ``handlers`` sets ``[handlers] enabled`` (``[]`` for none)."""
-    base = Path(tmp_path)
-    n = 0
-    while (base / f"broker-{n}").exists():
-        n += 1
-    broker = BrokerProcess(base / f"broker-{n}", config=config, handlers=handlers, env=env)
+    broker = BrokerProcess(next_dir(tmp_path), config=config, handlers=handlers, env=env)
     broker.start()
     try:
         broker.wait_ready(timeout)
