@@ -33,7 +33,8 @@ type ``perf.sdk.stats`` whose ``attrs`` carry its ``stats()`` numbers
 ``rejected``: cumulative since the client started, except ``queued`` and
 ``spooled`` which are current).  The latest report of each client
 (``source.service``, ``source.host``, ``source.pid``) is exposed as
-``secbus_sdk_<name>{service,platform,instance}`` gauges.
+``secbus_sdk_<name>{service,platform,instance}`` gauges, until it is older
+than ``sdk_report_ttl`` (a client that exited stops being shown).
 
 Every label goes through the cardinality guard (``max_label_values`` per
 label and instrument, default 100; the rest fold into ``other``).
@@ -78,7 +79,7 @@ class MetricsHandler(Configured):
     def __init__(self) -> None:
         self.registry: CollectorRegistry | None = None
         self.provider: MeterProvider | None = None
-        self._sdk: dict[tuple, dict] = {}
+        self._sdk: dict[tuple, tuple[int, dict]] = {}  # client labels -> (ts of its latest report, figures)
         self._sdk_lock = threading.Lock()
         self._stats = None
         self._stats_cache: tuple[float, dict] | None = None
@@ -89,6 +90,7 @@ class MetricsHandler(Configured):
         s = Settings(name, settings)
         self.guard = CardinalityGuard(s.integer("max_label_values", 100, minimum=1))
         self.path = s.string("path", "/metrics")
+        self.sdk_report_ttl_ns = int(s.number("sdk_report_ttl", 600.0, minimum=1.0) * 1e9)
         s.reject_unknown()
 
     @hookimpl
@@ -250,14 +252,22 @@ class MetricsHandler(Configured):
         instance = f"{source.get('host', '')}:{source.get('pid', '')}"
         labels = self.guard.labels("sdk", {"service": source.get("service"), "platform": source.get("platform"),
                                            "instance": instance})
+        ts = event.get("ts") if isinstance(event.get("ts"), int) else time.time_ns()
         with self._sdk_lock:
-            self._sdk[tuple(sorted(labels.items()))] = figures
+            key = tuple(sorted(labels.items()))
+            if ts >= self._sdk.get(key, (0, {}))[0]:  # the latest report of a client, not the last delivered
+                self._sdk[key] = (ts, figures)
 
     def _sdk_figure(self, figure: str):
         def callback(options: CallbackOptions):
+            # a client that stopped reporting (it exited, or its spool moved to a new process) is
+            # forgotten after sdk_report_ttl, so no alert stays on for a process that is gone
+            horizon = time.time_ns() - self.sdk_report_ttl_ns
             with self._sdk_lock:
+                for key in [k for k, (ts, _f) in self._sdk.items() if ts < horizon]:
+                    del self._sdk[key]
                 items = list(self._sdk.items())
-            return [Observation(figures[figure], dict(labels)) for labels, figures in items if figure in figures]
+            return [Observation(figures[figure], dict(labels)) for labels, (_ts, figures) in items if figure in figures]
         return callback
 
 

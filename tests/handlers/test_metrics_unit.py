@@ -4,6 +4,8 @@ test_metrics_broker.py.)"""
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -87,6 +89,19 @@ def test_sdk_spool_and_drop_figures_come_from_perf_sdk_stats_events(tmp_path):
     got = samples(m)
     labels = (("instance", "web-1:4242"), ("platform", "python"), ("service", "checkout"))
     assert got[("secbus_sdk_spooled", labels)] == 250 and got[("secbus_sdk_dropped", labels)] == 3
+
+
+def test_a_client_that_stopped_reporting_is_forgotten_and_an_older_report_never_wins(tmp_path):
+    def report(pid: int, age_s: float, spooled: int) -> dict:
+        event = make_event("perf.sdk.stats", "success", service="checkout", attrs={"spooled": spooled},
+                           ts=time.time_ns() - int(age_s * 1e9))
+        event["source"].update(host="web-1", pid=pid)
+        return event
+
+    m = started(tmp_path, sdk_report_ttl=300)
+    m.on_events([report(1, 400, 50), report(2, 10, 7), report(2, 20, 99)])  # pid 1 exited long ago
+    spooled = {dict(labels)["instance"]: v for (name, labels), v in samples(m).items() if name == "secbus_sdk_spooled"}
+    assert spooled == {"web-1:2": 7}  # pid 1 gone; pid 2's latest report (10 s old), not the last delivered
 
 
 def test_label_values_past_the_cap_fold_into_other_and_totals_stay_right(tmp_path):
