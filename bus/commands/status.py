@@ -2,7 +2,7 @@
 
 Reads the broker's ``/healthz`` (never behind the HTTP token), prints it for a
 person (addresses, log, ingest, correlator, one line per handler) followed by
-the problems and notes :mod:`.health` finds, and exits 0 when there is no
+the problems and notes :mod:`secbus.health` finds, and exits 0 when there is no
 problem, 1 when there is one or no broker answers, 2 on a bad option: usable
 as a monitoring check as it is.  ``--json`` prints the document with
 ``problems`` and ``notes`` added.
@@ -177,9 +177,10 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+def size(n: float) -> str:
+    if n < 1024:
+        return f"{n:,.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
-    return f"{n} B"
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.1f} {unit}"
