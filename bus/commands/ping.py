@@ -8,6 +8,7 @@ import time
 
 from secbus_sdk import wire
 
+from . import seconds
 from .request import NoAnswer, request
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7878"
@@ -20,7 +21,7 @@ def default_endpoint() -> str:
 def add_request_options(p, timeout: float, waits_for: str) -> None:
     """--endpoint, --timeout and the CURVE key options that every one-shot request command takes."""
     p.add_argument("--endpoint", default=None, help=f"ingest endpoint (default $SECBUS_INGEST_ENDPOINT or {DEFAULT_ENDPOINT})")
-    p.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait for {waits_for} (default {timeout:g})")
+    p.add_argument("--timeout", type=seconds, default=timeout, help=f"seconds to wait for {waits_for} (default {timeout:g})")
     try:
         from ..auth.client import add_client_key_options
 

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import Usage
+from . import Usage, seconds
 from ..health import DEFAULT_MAX_LAG, most_behind, notes, problems
 from .stored import add_data_dir, data_dir_of
 
@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     add_data_dir(p)
     p.add_argument("--max-lag", type=int, default=DEFAULT_MAX_LAG, metavar="N",
                    help=f"a handler or the correlator further behind than N records is a problem (default {DEFAULT_MAX_LAG:,})")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for /healthz (default 5)")
+    p.add_argument("--timeout", type=seconds, default=5.0, help="seconds to wait for /healthz (default 5)")
     p.add_argument("--json", action="store_true", help="the /healthz document with problems and notes added")
     p.set_defaults(run=run)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
-import sys
 import time
 
 import pytest
@@ -203,6 +202,14 @@ def test_an_endpoint_zeromq_cannot_use_is_named_and_exits_2(command):
     assert r.returncode == 2, r.stderr
     assert "--endpoint: cannot use 'localhost:7878' (Invalid argument); expected tcp://HOST:PORT" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command,value", [(["ping"], "-1"), (["emit", "authn.login"], "0"), (["status"], "nan"),
+                                           (["ping"], "soon")])
+def test_a_timeout_that_is_not_a_positive_number_is_named_instead_of_waiting_for_ever(command, value):
+    r = secbus(*command, "--timeout", value, timeout=10)  # -1 used to mean "wait for ever" to ZeroMQ's poll
+    assert r.returncode == 2
+    assert f"argument --timeout: expected a number of seconds above 0, got '{value}'" in r.stderr
 
 
 def test_a_damaged_event_log_is_named_by_every_command_and_serve_refuses_it(tmp_path):
