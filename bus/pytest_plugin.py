@@ -31,6 +31,7 @@ def secbus_broker(request, tmp_path):
 
     yield start
     for broker in started:
+        broker.close_clients()
         try:
             broker.stop()
         except AssertionError:  # it hung and was killed: the test already has what it needs

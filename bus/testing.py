@@ -16,7 +16,7 @@ at teardown::
 
     def test_my_handler(secbus_broker):
         broker = secbus_broker(handlers=["my-handler"], config={"handlers": {"my-handler": {"x": 1}}})
-        client = Client(endpoint=broker.ingest, service="test")
+        client = broker.sdk_client()   # its spool in the test's directory
         ...
         wait_until(lambda: broker.alerts(), message="an alert")
 
@@ -106,6 +106,7 @@ class Broker:
         #: the bound addresses, once :meth:`wait_ready` returned
         self.ingest = self.feed = self.http = ""
         self._log_fh = None
+        self._clients: list = []
 
     # --- lifecycle ---------------------------------------------------------
     def write_config(self) -> None:
@@ -200,6 +201,20 @@ class Broker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def sdk_client(self, service: str = "test", **options):
+        """A Python SDK ``Client`` of this broker, its spool in the broker's directory (not the
+        user's cache); :meth:`close_clients` (the fixture's teardown) flushes and closes it."""
+        from secbus_sdk import Client
+
+        options.setdefault("spool_dir", str(self.dir / "spool" / service))
+        client = Client(endpoint=self.ingest, service=service, **options)
+        self._clients.append(client)
+        return client
+
+    def close_clients(self, timeout: float = 5.0) -> None:
+        while self._clients:
+            self._clients.pop().close(timeout)
+
     # --- looking inside ----------------------------------------------------
     def healthz(self, timeout: float = 10.0) -> dict:
         with _DIRECT.open(f"http://{self.http}/healthz", timeout=timeout) as resp:
@@ -274,4 +289,5 @@ def running_broker(base_dir: str | os.PathLike, config: dict | None = None, hand
         broker.wait_ready(timeout)
         yield broker
     finally:
+        broker.close_clients()
         broker.stop()

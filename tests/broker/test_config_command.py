@@ -73,7 +73,7 @@ def test_check_names_each_bad_handler_setting_and_a_broken_rules_file_without_to
     problems = r.stderr.strip().splitlines()
     assert problems == [
         "secbus config check: handler 'audit': [handlers.audit] fsync: expected one of 'batch', 'interval', got 'sometimes'",
-        "secbus config check: handler 'metrics': [handlers.metrics]: unknown setting(s) 'max_label_value'; known: max_label_values, path",
+        "secbus config check: handler 'metrics': [handlers.metrics]: unknown setting(s) 'max_label_value'; known: max_label_values, path, sdk_report_ttl",
         f"secbus config check: handler 'alerting': {rules}: rule 'mine': severity: expected one of info, low, medium, high, critical, "
         "event, got 'urgent'",
         "secbus config check: handler 'alert-webhook': [handlers.alert-webhook] headers: expected a table of header = \"value\" "
