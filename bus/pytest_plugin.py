@@ -11,9 +11,11 @@ A failed test's report shows the log of every broker it started.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import pytest
 
-from .testing import Broker, next_dir
+from .testing import Broker, running_broker
 
 
 @pytest.fixture
@@ -21,21 +23,13 @@ def secbus_broker(request, tmp_path):
     """``secbus_broker(config=None, handlers=None, env=None, timeout=20.0) -> Broker``, ready."""
     started: list[Broker] = []
     request.node._secbus_brokers = started
+    with ExitStack() as brokers:
+        def start(config: dict | None = None, handlers: list[str] | None = None, env: dict | None = None,
+                  timeout: float = 20.0) -> Broker:
+            return brokers.enter_context(running_broker(tmp_path, config=config, handlers=handlers, env=env,
+                                                        timeout=timeout, started=started.append))
 
-    def start(config: dict | None = None, handlers: list[str] | None = None, env: dict | None = None,
-              timeout: float = 20.0) -> Broker:
-        broker = Broker(next_dir(tmp_path), config=config, handlers=handlers, env=env).start()
-        started.append(broker)
-        broker.wait_ready(timeout)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.close_clients()
-        try:
-            broker.stop()
-        except AssertionError:  # it hung and was killed: the test already has what it needs
-            pass
+        yield start
 
 
 @pytest.hookimpl(hookwrapper=True)

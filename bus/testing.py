@@ -279,12 +279,17 @@ def next_dir(base: str | os.PathLike, prefix: str = "broker") -> Path:
 
 @contextmanager
 def running_broker(base_dir: str | os.PathLike, config: dict | None = None, handlers: list[str] | None = None,
-                   env: dict | None = None, timeout: float = 20.0) -> Iterator[Broker]:
-    """A :class:`Broker` in ``base_dir/broker-N``, ready, stopped at the end (killed if it hangs).
+                   env: dict | None = None, timeout: float = 20.0,
+                   started: Callable[[Broker], object] | None = None) -> Iterator[Broker]:
+    """A :class:`Broker` in ``base_dir/broker-N``, ready, its SDK clients closed and the broker
+    stopped at the end (killed, and AssertionError, if it does not stop).
 
     ``config`` is merged over free ports and the temp data dir; ``handlers``
-    sets ``[handlers] enabled`` (the defaults when None)."""
+    sets ``[handlers] enabled`` (the defaults when None); ``started`` is told of
+    the broker as soon as it runs (the fixture keeps it for failure reports)."""
     broker = Broker(next_dir(base_dir), config=config, handlers=handlers, env=env).start()
+    if started is not None:
+        started(broker)
     try:
         broker.wait_ready(timeout)
         yield broker

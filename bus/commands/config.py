@@ -88,8 +88,8 @@ def run_check(args) -> int:
     finally:
         logging.disable(logging.NOTSET)
     problems += [f"handler {name!r}: {why}" for name, why in skipped.items()]
-    problems += handler_setting_problems(config, plugins)
-    unchecked = sorted(name for name, plugin in plugins.items() if not callable(getattr(plugin, "check_settings", None)))
+    setting_problems, unchecked = check_handler_settings(config, plugins)
+    problems += setting_problems
     for note in notes:
         print(f"secbus config check: {note}")
     if problems:
@@ -102,20 +102,23 @@ def run_check(args) -> int:
     return 0
 
 
-def handler_setting_problems(config: dict, plugins: Mapping[str, object]) -> list[str]:
-    """Each enabled handler's ``check_settings`` on its table, as ``serve`` would pass it."""
+def check_handler_settings(config: dict, plugins: Mapping[str, object]) -> tuple[list[str], list[str]]:
+    """(problems, handlers without a check): each enabled handler's ``check_settings`` on its
+    table, as ``serve`` would pass it."""
     data_dir = data_dir_of(config).resolve()
-    problems = []
+    problems: list[str] = []
+    unchecked: list[str] = []
     for name, plugin in plugins.items():
         check = getattr(plugin, "check_settings", None)
         if not callable(check):
+            unchecked.append(name)
             continue
         settings = {k: v for k, v in handler_settings(config, name, plugin).items() if k not in RUNNER_KEYS}
         try:
             check(name, settings, data_dir)
         except Exception as exc:  # a handler's own check: whatever it raises names the problem
             problems.append(f"handler {name!r}: {exc}")
-    return problems
+    return problems, sorted(unchecked)
 
 
 def leaves(config: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

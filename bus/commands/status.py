@@ -46,15 +46,16 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.max_lag < 0:
         raise Usage(f"--max-lag: expected 0 or more records, got {args.max_lag}")
-    address, where = http_address(args)
+    runtime_path = Path(data_dir_of(args)) / "broker.json"
+    runtime = read_runtime(runtime_path)
+    address, where = http_address(args, runtime, runtime_path)
     url = f"http://{address}/healthz"
     try:
         doc = fetch(url, args.timeout)
     except OSError as exc:
         print(f"secbus status: no broker answers at {url} ({reason(exc)}); address {where}", file=sys.stderr)
-        stale = stale_runtime(args)
-        if stale:
-            print(f"secbus status: {stale}", file=sys.stderr)
+        if runtime is not None:
+            print(f"secbus status: {runtime_path} {whereabouts(runtime)}", file=sys.stderr)
         return 1
     found, seen = problems(doc, args.max_lag), notes(doc)
     if args.json:
@@ -69,21 +70,27 @@ def run(args) -> int:
     return 1 if found else 0
 
 
-def http_address(args) -> tuple[str, str]:
+def read_runtime(path: Path) -> dict | None:
+    """``broker.json`` (the pid and addresses ``serve`` bound) when it is there and readable."""
+    try:
+        runtime = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return runtime if isinstance(runtime, dict) else None
+
+
+def http_address(args, runtime: dict | None, runtime_path: Path) -> tuple[str, str]:
     """(HOST:PORT, where it came from) for the options given."""
     if args.http:
         port = args.http.rpartition(":")[2]
         if not (port.isascii() and port.isdigit()):
             raise Usage(f"--http: expected HOST:PORT, got {args.http!r}")
         return args.http, "from --http"
-    runtime = Path(data_dir_of(args)) / "broker.json"
-    try:
-        return json.loads(runtime.read_text(encoding="utf-8"))["http"], f"from {runtime}"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    if runtime is not None and isinstance(runtime.get("http"), str):
+        return runtime["http"], f"from {runtime_path}"
     if os.environ.get("SECBUS_HTTP_ADDRESS"):
         return os.environ["SECBUS_HTTP_ADDRESS"], "from $SECBUS_HTTP_ADDRESS"
-    return DEFAULT_HTTP, f"the default (no {runtime}; --http or --data-dir to choose)"
+    return DEFAULT_HTTP, f"the default (no {runtime_path}; --http or --data-dir to choose)"
 
 
 def fetch(url: str, timeout: float) -> dict[str, Any]:
@@ -109,20 +116,18 @@ def reason(exc: OSError) -> str:
     return str(inner.strerror if isinstance(inner, OSError) and inner.strerror else inner or exc)
 
 
-def stale_runtime(args) -> str | None:
+def whereabouts(runtime: dict) -> str:
     """What ``broker.json`` says of a broker that does not answer: gone, or half up."""
-    runtime = Path(data_dir_of(args)) / "broker.json"
-    try:
-        pid = int(json.loads(runtime.read_text(encoding="utf-8"))["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    pid = runtime.get("pid")
+    if not isinstance(pid, int):
+        return "names no pid"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return f"{runtime} names pid {pid}, which is not running: the broker was killed (start it again; nothing ACKed is lost)"
+        return f"names pid {pid}, which is not running: the broker was killed (start it again; nothing ACKed is lost)"
     except PermissionError:
         pass
-    return (f"{runtime} names pid {pid}, which is running: its HTTP side (the consumer process) does not answer; "
+    return (f"names pid {pid}, which is running: its HTTP side (the consumer process) does not answer; "
             f"it may be restarting (the broker log says why)")
 
 

@@ -69,9 +69,8 @@ class AlertingHandler(Configured):
     @hookimpl
     def startup(self, app) -> None:
         self.configure(app.name, app.settings, app.data_dir)
-        rules = self.rules
         self.ledger = Ledger(app.data_dir / "alerting" / "state.db", self.ledger_rows)
-        self.engine = Engine(rules, app.publish_alert, max_groups=self.max_groups, max_ids=self.max_ids,
+        self.engine = Engine(self.rules, app.publish_alert, max_groups=self.max_groups, max_ids=self.max_ids,
                              on_suppressed=self.ledger.add)
         saved = self.ledger.load_state()
         if saved:
@@ -79,7 +78,7 @@ class AlertingHandler(Configured):
         self._saved_at = time.monotonic_ns()
         app.add_route("GET", "/alerting/alerts/{alert_id}", self._suppressed_route)
         app.add_route("GET", "/alerting/rules", self._rules_route)
-        app.logger.info("alerting: %d rules loaded (%s)", len(rules), ", ".join(r.name for r in rules))
+        app.logger.info("alerting: %d rules loaded (%s)", len(self.rules), ", ".join(r.name for r in self.rules))
 
     def _after(self, published: int, max_ts: int) -> None:
         now = time.monotonic_ns()

@@ -220,10 +220,8 @@ class MetricsHandler(Configured):
         def callback(options: CallbackOptions):
             out = []
             for name, health in (self._read_stats().get("handlers") or {}).items():
-                value = health.get(key) if isinstance(health, dict) else None
-                if isinstance(value, dict):  # per stream: report the sum
-                    value = sum(v for v in value.values() if isinstance(v, (int, float)))
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = _number(health.get(key) if isinstance(health, dict) else None)
+                if value is not None:
                     out.append(Observation(value, self.guard.labels(f"handler.{key}", {"handler": name})))
             return out
         return callback
@@ -238,9 +236,8 @@ class MetricsHandler(Configured):
             value = self._read_stats()
             for key in path:
                 value = value.get(key) if isinstance(value, dict) else None
-            if isinstance(value, dict):
-                value = sum(v for v in value.values() if isinstance(v, (int, float)))
-            return [Observation(value)] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+            value = _number(value)
+            return [] if value is None else [Observation(value)]
         return callback
 
     def _sdk_report(self, event: dict, source: dict) -> None:
@@ -269,6 +266,13 @@ class MetricsHandler(Configured):
                 items = list(self._sdk.items())
             return [Observation(figures[figure], dict(labels)) for labels, (_ts, figures) in items if figure in figures]
         return callback
+
+
+def _number(value) -> float | None:
+    """A figure of ``app.stats()`` as one number: a per-stream dict is summed; anything else is None."""
+    if isinstance(value, dict):
+        value = sum(v for v in value.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class _Exposition:

@@ -217,7 +217,7 @@ class GoodPublisher(threading.Thread):
                             assert body["accepted"] + body["duplicate"] == GOOD_BATCH_SIZE
                             break
                         if command == wire.ERR and body.get("code") == wire.OVERLOADED:
-                            time.sleep(body.get("retry_after_ms", 50) / 1000)
+                            time.sleep(body.get("retry_after_ms", 50) / 1000)  # the protocol: wait what the broker asks, then re-send
                         else:
                             continue
                     if time.monotonic() > deadline:
