@@ -33,6 +33,9 @@ def test_a_healthy_broker_found_through_its_data_dir(broker):
     doc = json.loads(status("--http", broker.http, "--json").stdout)
     assert doc["problems"] == [] and doc["pid"] == broker.proc.pid and doc["ingest"]["events_accepted"] == 1
     assert broker.get("/healthz?strict")[0] == 200 and broker.healthz()["problems"] == []
+    # an http_proxy in the environment (common on corporate hosts) is not asked for the broker
+    proxied = run_secbus("status", "--http", broker.http, env={"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"})
+    assert proxied.returncode == 0, proxied.stderr
 
 
 def test_a_handler_failing_every_batch_is_a_problem_naming_it_and_its_error(broker_factory, recorder_installed, recording):
