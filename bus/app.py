@@ -40,6 +40,7 @@ from .config import data_dir_of, limits_of
 from .consumers.supervisor import ConsumerSupervisor
 from .ingest.router import Ingest
 from .log import open_log
+from .log.write_failures import WriteFailures
 
 log = logging.getLogger("secbus")
 
@@ -74,6 +75,7 @@ class Broker:
         self._lock_fh = None
         self._last_retention = 0
         self._retention_pending = False
+        self.write_failures = WriteFailures()
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -101,6 +103,7 @@ class Broker:
             on_commit=self.consumers.advance,
             maintenance=self._maintenance,
             security=self.security,
+            write_failures=self.write_failures,
         )
         self.addresses["ingest"] = self.ingest.endpoint
         wanted = {"feed": self.config["feed"]["endpoint"], "http": self.config["http"]["address"]}
@@ -117,7 +120,9 @@ class Broker:
             try:
                 self.log.checkpoint()
             except Exception as exc:
-                log.error("log checkpoint failed: %s", exc)
+                self.write_failures.failed("checkpoint", exc)
+            else:
+                self.write_failures.succeeded("checkpoint")
 
     def _lock(self) -> None:
         fh = open(self.data_dir / "broker.lock", "a+")
@@ -181,7 +186,9 @@ class Broker:
                     break
         except Exception as exc:
             self._retention_pending = False
-            log.error("retention failed: %s", exc)
+            self.write_failures.failed("retention", exc)
+        else:
+            self.write_failures.succeeded("retention")
 
     def figures(self) -> dict[str, Any]:
         """The ingest process's part of /healthz (the consumer process adds its own)."""
@@ -205,6 +212,7 @@ class Broker:
                 "max_backlog": self.config["ingest"]["max_backlog"],
             },
             "rejects": dict(self.ingest.rejects),
+            "log": {"writes": self.write_failures.figures()},  # the consumer process adds the rest of "log"
         }
 
 

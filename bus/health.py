@@ -2,9 +2,9 @@
 
 ``/healthz`` reports figures; an operator (or a monitoring check) wants to know
 whether anything needs them.  :func:`problems` names what does now: the broker
-stopping or half up, a handler failed, retrying, skipped or too far behind, the
-correlator restarting or behind, a backlog near the bound past which publishers
-are turned away.  :func:`notes` names what happened and is over, or is worth a
+stopping or half up, writes to the event log failing (a full disk), a handler
+failed, retrying, skipped or too far behind, the correlator restarting or
+behind, a backlog near the bound past which publishers are turned away.  :func:`notes` names what happened and is over, or is worth a
 look without being wrong: restarts, failures a handler got past, rejected
 input, feed messages skipped, failed CURVE handshakes.  Counters never go back
 down while a broker runs, so they are notes, never problems: a check that
@@ -13,12 +13,20 @@ stays red after the cause is gone is a check people learn to ignore.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 #: A handler or the correlator further behind than this (events, traces or alerts) is a problem.
 DEFAULT_MAX_LAG = 100_000
 #: ``ingest.backlog`` at this share of ``ingest.max_backlog`` is a problem: publishers are turned away at 100%.
 BACKLOG_SHARE = 0.8
+#: What a failing write to the event log means meanwhile (bus/log/write_failures.py).
+WRITE_CONSEQUENCES = {
+    "commit": "nothing is stored or ACKed; publishers get 'overloaded' and keep their events (SDK spool) until a "
+              "commit works. A full disk? Free space where the data dir is (docs/operations.md, \"When the disk fills\")",
+    "checkpoint": "the write-ahead log (events.db-wal) grows until a checkpoint works",
+    "retention": "old events are not deleted, so the log grows past its retention bounds",
+}
 #: Handler states that need someone.
 TROUBLED_STATES = {"failed": "failed", "retrying": "is retrying", "skipped": "was skipped"}
 
@@ -45,12 +53,21 @@ def problems(doc: dict[str, Any], max_lag: int = DEFAULT_MAX_LAG) -> list[str]:
     lag, stream = most_behind(correlator.get("lag"))
     if lag > max_lag:
         found.append(f"correlator is {lag:,} {stream} behind (limit {max_lag:,}): traces close late")
+    for operation, writes in sorted(doc.get("log", {}).get("writes", {}).items()):
+        if writes.get("failing_since_ns"):
+            found.append(f"event log: {operation}s failing since {_utc(writes['failing_since_ns'])} "
+                         f"({writes.get('failures', 0):,} so far, last error: {writes.get('last_error')}): "
+                         f"{WRITE_CONSEQUENCES.get(operation, 'see the broker log')}")
     ingest = doc.get("ingest", {})
     backlog, bound = ingest.get("backlog", 0), ingest.get("max_backlog", 0)
     if bound and backlog >= BACKLOG_SHARE * bound:
         found.append(f"ingest backlog is {backlog:,} of max_backlog {bound:,}: at the bound publishers get "
                      f"'overloaded' and spool; the slowest block handler holds it (see its lag)")
     return found
+
+
+def _utc(ns: int) -> str:
+    return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _handler_problems(name: str, handler: dict[str, Any], max_lag: int) -> list[str]:
@@ -82,6 +99,10 @@ def notes(doc: dict[str, Any]) -> list[str]:
                          f"(last: {handler.get('last_error')})")
         if handler.get("skipped"):
             found.append(f"handler {name} skipped {handler['skipped']:,} records (lag_policy drop)")
+    for operation, writes in sorted(doc.get("log", {}).get("writes", {}).items()):
+        if writes.get("failures") and not writes.get("failing_since_ns"):
+            found.append(f"event log: {writes['failures']:,} {operation}s failed and later ones worked "
+                         f"(last error: {writes.get('last_error')})")
     rejects = {code: n for code, n in doc.get("rejects", {}).items() if n}
     if rejects.get("internal"):
         found.append(f"{rejects['internal']:,} requests hit a broker bug (answered 'overloaded'; the traceback is in the broker log)")

@@ -216,7 +216,7 @@ class ConsumerProcess:
             doc["status"] = "stopping"
         doc["listening"] = {**ingest.get("listening", {}), **self.addresses}
         doc["security"] = merge_security(ingest.get("security", {}), self.security.stats())
-        doc["log"] = self.log.stats()
+        doc["log"] = {**self.log.stats(), **ingest.get("log", {})}
         doc["handlers"] = {
             **{r.name: r.health() for r in self.runners},
             **{name: {"state": "skipped", "reason": why} for name, why in self.skipped_handlers.items()},

@@ -25,6 +25,7 @@ from zmq.utils.monitor import recv_monitor_message
 from secbus_sdk.wire import MALFORMED, OVERLOADED, Limits
 
 from ..log.base import EventLog, StampedEvent
+from ..log.write_failures import WriteFailures
 from .redact import SecretKeys
 from .requests import PendingPub, RequestHandler, err
 
@@ -50,6 +51,7 @@ class Ingest:
         on_commit: Callable[[int, list[StampedEvent], list], None],
         maintenance: Callable[[], None] | None = None,
         security=None,
+        write_failures: WriteFailures | None = None,
     ):
         self.log = log_
         self.limits = limits
@@ -60,6 +62,7 @@ class Ingest:
         self.backlog = backlog
         self.on_commit = on_commit
         self.maintenance = maintenance
+        self.write_failures = write_failures or WriteFailures()
         self.rejects: Counter = Counter()
         self.counts: Counter = Counter()
         self.sock = ctx.socket(zmq.ROUTER)
@@ -175,12 +178,14 @@ class Ingest:
             try:
                 seqs = self.log.append_events(records)
             except Exception as exc:  # disk full, I/O error: nothing is ACKed, publishers retry
-                log.error("ingest: commit of %d events failed: %s", len(records), exc)
+                self.write_failures.failed("commit", exc)
                 for i, reply in enumerate(replies):
                     if isinstance(reply, PendingPub):
                         self.rejects[OVERLOADED] += 1
-                        replies[i] = err(reply.routing_id, OVERLOADED, f"log: commit failed ({type(exc).__name__}); retry", reply.seq, self.retry_after_ms)
+                        replies[i] = err(reply.routing_id, OVERLOADED, f"log: commit failed ({exc}); retry", reply.seq, self.retry_after_ms)
                 records = []
+            else:
+                self.write_failures.succeeded("commit")
         accepted = sum(1 for s in seqs if s is not None)
         self.counts["events_accepted"] += accepted
         self.counts["events_duplicate"] += len(seqs) - accepted

@@ -77,6 +77,7 @@ from . import traces as trace_store
 from .base import STREAMS, EventLog, StampedEvent, merge_trace_events
 from .fields import FieldMatch
 from .stored import StoredRow, decode_rows
+from .transaction import immediate
 
 log = logging.getLogger("secbus.log")
 
@@ -269,18 +270,13 @@ class SqliteLog(EventLog):
         """Insert ``rows`` (seqs following the head) and the new head in one transaction."""
         if not rows:
             return
-        ev.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(ev):
             # multi-row INSERTs: one statement step per chunk instead of per row, so the
             # interpreter lock is released and re-taken a few times, not once per event
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start : start + _INSERT_CHUNK]
                 ev.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
             ev.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (rows[-1][0],))
-            ev.execute("COMMIT")
-        except BaseException:
-            ev.execute("ROLLBACK")
-            raise
         self._events_head = rows[-1][0]
 
     def append(self, stream: str, records: Sequence[dict], cursor: tuple[str, int] | None = None, dedupe: bool = False) -> list[int | None]:
@@ -294,8 +290,7 @@ class SqliteLog(EventLog):
         out: list[int | None] = []
         bodies: list[bytes] = []
         rows: list[tuple] = []
-        st.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(st):
             # offsets are given explicitly (head + 1, ...) so that many rows go in one
             # statement; BEGIN IMMEDIATE keeps any other writer out meanwhile
             row = st.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (stream,)).fetchone()
@@ -329,10 +324,6 @@ class SqliteLog(EventLog):
                 trace_store.index_pending(st, head)
             if cursor is not None:
                 st.execute("INSERT OR REPLACE INTO cursors VALUES (?, 'events', ?)", cursor)
-            st.execute("COMMIT")
-        except BaseException:
-            st.execute("ROLLBACK")
-            raise
         return out, bodies
 
     @staticmethod
@@ -492,13 +483,8 @@ class SqliteLog(EventLog):
             if self._used_bytes(ev) > max_bytes:
                 old = upto
             if old is not None:
-                ev.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(ev):
                     deleted += ev.execute("DELETE FROM events WHERE seq <= ?", (old,)).rowcount
-                    ev.execute("COMMIT")
-                except BaseException:
-                    ev.execute("ROLLBACK")
-                    raise
         for stream, column in (("traces", "closed_ns"), ("alerts", "created_ns")):
             limit_seq = floor.get(stream, self.head(stream))
             cur = st.execute(

@@ -31,6 +31,8 @@ import logging
 import sqlite3
 from typing import Any, Callable, Sequence
 
+from .transaction import immediate
+
 import msgspec
 
 #: traces stored between two bulk index passes (the longest tail a lookup scans)
@@ -123,16 +125,11 @@ def migrate(st: sqlite3.Connection) -> None:
     """A log from before the bulk index: index what it holds, then drop the per-trace index."""
     if st.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'traces_trace'").fetchone() is None:
         return
-    st.execute("BEGIN IMMEDIATE")
-    try:  # another process opening the same log may have migrated it meanwhile: then both are no-ops
+    with immediate(st):  # another process opening the same log may have migrated it meanwhile: then both are no-ops
         (head,) = st.execute("SELECT coalesce(max(seq), 0) FROM traces").fetchone()
         logging.getLogger("secbus.log").info("event log: indexing %d stored traces in bulk (once, for the new trace index)", head)
         index_pending(st, head)
         st.execute("DROP INDEX IF EXISTS traces_trace")
-        st.execute("COMMIT")
-    except BaseException:
-        st.execute("ROLLBACK")
-        raise
 
 
 def resolve(records: Sequence[dict], fetch: Callable[[list[int]], dict[int, dict]]) -> list[dict]:

@@ -30,6 +30,8 @@ record states the number of events so far and the head hash; with a
 Redelivery: the broker delivers at least once, so on start the writer reads
 the chain's last record and skips every event whose ``seq`` is not above the
 last one written.  A torn last line (crash mid-write) is cut off and logged.
+A write that fails (a full disk) makes the writer do the same before its next
+write (:meth:`AuditWriter._resumable`).
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ import logging
 import os
 import re
 import time
+from contextlib import contextmanager
 from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from secbus.log.stored import decode_rows
 
@@ -138,6 +141,7 @@ class AuditWriter:
         self._file_bytes = 0
         self._file_time = 0
         self._since_checkpoint = 0
+        self._broken = False     # a write failed part way: resume from the files first
         self._checkpoint_time = 0
         self._dirty = False      # written but not fsynced
         self._synced_time = 0
@@ -243,17 +247,45 @@ class AuditWriter:
         """:meth:`write_events` for stored rows ``(seq, received_ns, publisher, tenant,
         body)``; rows already written (by ``seq``) are skipped before they are decoded,
         and the bytes tell which events hold only JSON's plain types (:func:`chain.plain_msgpack`)."""
-        if rows and rows[0][0] <= self.last_seq:  # a redelivery (rows are in seq order)
-            fresh = [row for row in rows if row[0] > self.last_seq]
-            self.skipped_redelivered += len(rows) - len(fresh)
-            rows = fresh
-        return self.write_events(decode_rows(rows), [chain.plain_msgpack(row[4]) for row in rows])
+        with self._resumable():
+            if rows and rows[0][0] <= self.last_seq:  # a redelivery (rows are in seq order)
+                fresh = [row for row in rows if row[0] > self.last_seq]
+                self.skipped_redelivered += len(rows) - len(fresh)
+                rows = fresh
+            return self._write_events(decode_rows(rows), [chain.plain_msgpack(row[4]) for row in rows])
 
     def write_events(self, events: Iterable[dict], plain: Iterable[bool] | None = None) -> int:
         """Append the events not yet written (by ``seq``); return how many were.
 
         ``plain``: per event, whether it is known to hold only str, int, bool, None, dicts and
         lists (what :func:`chain.seal_event_line` would otherwise check)."""
+        with self._resumable():
+            return self._write_events(events, plain)
+
+    @contextmanager
+    def _resumable(self) -> Iterator[None]:
+        """A write that fails part way (a full disk: EFBIG, ENOSPC) leaves the chain state
+        (``n``, ``head``, ``last_seq``) ahead of the file, and bytes in the write buffer that
+        may or may not reach it later: the buffer is dropped unwritten and the next write
+        resumes from the files, exactly as a restarted writer would (a torn last line cut
+        off, the redelivered events written again).  Without this, a retried batch skipped
+        events the writer had counted but never written: a hole in the trail."""
+        if self._broken:
+            log.warning("audit: resuming from the files after a failed write")
+            self.open()
+            self._broken = False
+        try:
+            yield
+        except BaseException:
+            self._broken = True
+            fh, self._fh = self._fh, None
+            if fh is not None:
+                fh.raw.close()  # the buffered writer then never flushes (closing it is a no-op)
+            self._dirty = False
+            self._since_checkpoint = 0
+            raise
+
+    def _write_events(self, events: Iterable[dict], plain: Iterable[bool] | None) -> int:
         written = 0
         now = self.clock()
         if self.rotate_interval_ns and now - self._file_time >= self.rotate_interval_ns and self.n:

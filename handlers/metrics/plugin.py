@@ -24,7 +24,8 @@ What is measured (Prometheus names; docs/handlers.md has the table):
   ``secbus_handler_skipped_total{handler}``, ``secbus_handler_running{handler}``,
   ``secbus_open_traces``, ``secbus_correlator_lag``, ``secbus_ingest_backlog``,
   ``secbus_ingest_max_backlog``, ``secbus_log_size_bytes``,
-  ``secbus_consumers_restarts_total``: what an alerting rule on the broker's
+  ``secbus_consumers_restarts_total``, ``secbus_log_write_failures_total{operation}``,
+  ``secbus_log_writes_failing{operation}``: what an alerting rule on the broker's
   health needs (docs/operations.md, "Monitoring").
 
 SDK spool and drop figures: an SDK reports them by publishing an event of
@@ -45,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any, Callable
 
 import msgspec
 from aiohttp import web
@@ -132,6 +134,10 @@ class MetricsHandler(Configured):
                                       description="Bytes of the event log on disk (databases and WAL files)")
         meter.create_observable_counter("secbus.consumers.restarts", [self._figure("consumers", "restarts")],
                                         description="Times the consumer process was started again after it died")
+        meter.create_observable_counter("secbus.log.write.failures", [self._log_writes(lambda w: w.get("failures"))],
+                                        description="Failed writes to the event log (a full disk), per operation")
+        meter.create_observable_gauge("secbus.log.writes.failing", [self._log_writes(lambda w: int(bool(w.get("failing_since_ns"))))],
+                                      description="1 while the operation's writes to the event log fail, per operation")
         for figure in SDK_FIGURES:
             meter.create_observable_gauge(f"secbus.sdk.{figure}", [self._sdk_figure(figure)],
                                           description=f"SDK clients' last reported {figure} count ({SDK_STATS_TYPE})")
@@ -229,6 +235,14 @@ class MetricsHandler(Configured):
     def _handler_running(self, options: CallbackOptions):
         return [Observation(int(health.get("state") == "running"), self.guard.labels("handler.running", {"handler": name}))
                 for name, health in (self._read_stats().get("handlers") or {}).items() if isinstance(health, dict)]
+
+    def _log_writes(self, value_of: Callable[[dict], Any]):
+        """A callback observing ``value_of(log.writes[operation])`` per operation (commit, checkpoint, retention)."""
+        def callback(options: CallbackOptions):
+            writes = (self._read_stats().get("log") or {}).get("writes") or {}
+            return [Observation(value, self.guard.labels("log.writes", {"operation": op}))
+                    for op, w in writes.items() if isinstance(w, dict) and (value := _number(value_of(w))) is not None]
+        return callback
 
     def _figure(self, *path: str):
         """A callback observing ``app.stats()[path[0]][path[1]]...`` (a per-stream dict: the sum)."""
