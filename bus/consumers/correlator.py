@@ -11,7 +11,9 @@ events in log order and a clock, and makes it survive restarts:
 * Replaying may close again a trace that was already stored; traces that
   hold an event read before this start are appended with ``dedupe`` (same
   tenant, trace_id and first event seq: skipped), so no trace is stored twice.
-* Closed traces and the cursor are written in one transaction.
+* Closed traces and the cursor are written in one transaction.  When it fails
+  (a full disk), the closed traces stay in the runner and go with the next
+  attempt: the correlator has already let them go, so nothing else would store them.
 * While catching up on a backlog, idleness is measured on the log's clock
   (the ``received_ns`` of the last event read), not the wall clock.  Once the
   replay after a restart is done, the open traces' idle clocks are moved
@@ -69,6 +71,9 @@ class CorrelatorRunner:
         self._replaying = self.replay_until > self.position  # until no trace can hold a replayed event
         self.closed = 0
         self.failures = 0
+        #: Closed traces a failed append (a full disk) did not store: the correlator has let
+        #: them go, so they are kept here and stored with the next commit.
+        self._unstored: list[dict] = []
         self.state = "starting"
         self._stop = threading.Event()
         self._deadline: float | None = None
@@ -155,6 +160,7 @@ class CorrelatorRunner:
         self.downtime_ns = 0
 
     def _commit(self, closed: list[dict]) -> None:
+        closed = self._unstored = self._unstored + closed
         oldest = self.correlator.oldest_open_seq()
         cursor = self.position if oldest is None else min(self.position, oldest - 1)
         if not closed and cursor == self.cursor:
@@ -164,6 +170,7 @@ class CorrelatorRunner:
         if self._replaying and self.position >= self.replay_until and (oldest is None or oldest > self.replay_until):
             self._replaying = False  # every later trace opens past replay_until
         self.log.append("traces", closed, cursor=(NAME, cursor), dedupe=replayed)
+        self._unstored = []
         self.cursor = cursor
         if closed:
             self.closed += len(closed)
