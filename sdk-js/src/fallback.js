@@ -10,7 +10,8 @@
  * the client then counts the event as dropped.
  */
 
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { writeAll } from './files.js';
 
 const BIG = '\u0000big:';
 const BIG_RE = /"\\u0000big:(-?\d+)"/g;
@@ -34,7 +35,7 @@ export function makeFallback(target) {
     return {
       write(event) {
         if (fd === null) fd = openSync(target, 'a', 0o600);
-        writeSync(fd, `${eventToJson(event)}\n`);
+        writeAll(fd, `${eventToJson(event)}\n`);
       },
       close() {
         if (fd !== null) closeSync(fd);

@@ -489,7 +489,9 @@ export class Sender {
         this.retry.unshift(batch);
         if (!this.spoolFullWarned) {
           this.spoolFullWarned = true;
-          this.stats.lastError = `spool full (${this.spool.bytes} of ${this.spool.maxBytes} bytes); events wait in memory`;
+          this.stats.lastError = this.spool.writeError
+            ? `spool: ${this.spool.writeError}; events wait in memory`
+            : `spool full (${this.spool.bytes} of ${this.spool.maxBytes} bytes); events wait in memory`;
           this.log.warn(this.stats.lastError);
         }
         return true; // full: nothing more to do until an ACK frees room

@@ -21,7 +21,7 @@
  * refuses a batch that would cross it and the caller's policy decides.
  * Delete after ACK: the sender removes a segment once every event in it is
  * acknowledged (an event re-sent after a crash is deduplicated by the broker).
- * Writes go to the OS at once (writeSync: a killed process loses nothing);
+ * Writes go to the OS at once (writeAll: a killed process loses nothing);
  * a segment is fsynced when it is sealed and at close, so a machine crash
  * can lose at most the open segment's unsynced tail.
  *
@@ -33,8 +33,9 @@
  */
 
 import {
-  closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync,
+  closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync,
 } from 'node:fs';
+import { writeAll } from './files.js';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
@@ -87,7 +88,7 @@ function tryLock(dir) {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
+      writeAll(fd, `${process.pid}\n`);
       closeSync(fd);
       return true;
     } catch (err) {
@@ -155,6 +156,8 @@ export class Spool {
     this.bytes = 0;
     this.events = 0;
     this.torn = 0;
+    /** why the last append wrote nothing although the records fitted (a full disk), or null */
+    this.writeError = null;
     this.nextNumber = 1;
     this.fd = null; // the open (writing) segment, always the last of `segments`
     this.closed = false;
@@ -254,16 +257,14 @@ export class Spool {
     if (!this.hasRoom(records.length)) return false;
     try {
       if (this.fd === null) this.startSegment();
-      writeSync(this.fd, records);
+      writeAll(this.fd, records);
     } catch (err) {
-      this.warn(`spool: cannot write to ${this.dir}: ${err.message}; the events stay in memory`);
-      // A failed write may have left part of a record: never append after it.
-      if (this.fd !== null) {
-        try { closeSync(this.fd); } catch { /* gone */ }
-        this.fd = null;
-      }
+      this.writeError = `cannot write to ${this.dir}: ${err.message}`;
+      this.warn(`spool: ${this.writeError}; the events stay in memory`);
+      if (this.fd !== null) this.abandonOpenSegment();
       return false;
     }
+    this.writeError = null;
     const seg = this.segments[this.segments.length - 1];
     seg.bytes += records.length;
     seg.events += payloads.length;
@@ -271,6 +272,26 @@ export class Spool {
     this.events += payloads.length;
     if (seg.bytes >= this.segmentBytes) this.seal();
     return true;
+  }
+
+  /**
+   * After a failed write: the open segment may end in part of a record. Cut that off (its
+   * `bytes` are those before the write) and never append to it again; a segment that holds
+   * no event yet is removed, so a disk that stays full does not collect empty segments.
+   */
+  abandonOpenSegment() {
+    const seg = this.segments[this.segments.length - 1];
+    try {
+      if (seg.events === 0) {
+        unlinkSync(path.join(this.dir, seg.name));
+        this.segments.pop();
+        this.bytes -= seg.bytes;
+      } else {
+        ftruncateSync(this.fd, seg.bytes);
+      }
+    } catch { /* the reader skips a torn tail */ }
+    try { closeSync(this.fd); } catch { /* gone */ }
+    this.fd = null;
   }
 
   /** Open a new segment; recreates the directory if it was removed under us. */
@@ -287,7 +308,7 @@ export class Spool {
       fd = openSync(file, 'wx', 0o600);
     }
     try {
-      writeSync(fd, MAGIC);
+      writeAll(fd, MAGIC);
     } catch (err) {
       closeSync(fd);
       throw err;

@@ -179,6 +179,25 @@ test('a spool left by a killed client process is replayed by the next one', opts
   assert.equal(await b.eventCount(), 500);
 });
 
+test('a spool whose disk is full while the bus is down keeps the events in memory and delivers them once it is up', opts, async () => {
+  const port = await freePort();
+  const child = runEmitter({
+    endpoint: `tcp://127.0.0.1:${port}`, spoolDir: dir(), n: 3000, end: 'held-then-flush', fileSizeLimit: 8, options: { ackTimeout: 200 },
+  });
+  await waitUntil(() => child.step('held'), 15000, () => `the spool write failing: ${child.stderr}`);
+  const held = child.step('held');
+  assert.match(held.stats.lastError, /^spool: cannot write to .*: (EFBIG|ENOSPC)/);
+  const b = await broker({ port });
+  await waitUntil(() => child.step('flushed') || child.step('not-flushed'), 60000, () => `the flush: ${child.stderr}`);
+  assert.ok(child.step('flushed'), JSON.stringify(child.lines.at(-1)));
+  const { stats } = child.step('flushed');
+  assert.equal(stats.dropped, 0);
+  assert.equal(stats.acked + stats.duplicate, 3000, JSON.stringify(stats));
+  assert.equal(await b.eventCount(), 3000, 'every event stored exactly once');
+  const stored = new Set((await b.events()).map((e) => e.id));
+  assert.ok(held.ids.every((id) => stored.has(id)));
+});
+
 test('process.exit() right after emitting spools every unacknowledged event synchronously', opts, async () => {
   const port = await freePort();
   const spoolDir = dir();

@@ -621,11 +621,10 @@ class Sender:
         else:
             self._held.append(batch)
             if len(self._held) == 1:
-                self._error(
-                    f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes); holding "
-                    f"{batch.count} event(s) in memory, new events go to the on_full policy",
-                    level=logging.WARNING,
-                )
+                why = (f"spool: {self.spool.write_error}" if self.spool.write_error
+                       else f"spool full ({self.spool.bytes} of {self.spool.max_bytes} bytes)")
+                self._error(f"{why}; holding {batch.count} event(s) in memory, new events go to the on_full policy",
+                            level=logging.WARNING)
 
     def _retry_held(self, now: float) -> None:
         while self._held:

@@ -110,6 +110,8 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or max(64 * 1024, min(4 * 1024 * 1024, max_bytes // 8))
         self.torn = 0
+        #: why the last append wrote nothing although the batch fitted (a full disk), or None
+        self.write_error: str | None = None
         self._segments: list[_Segment] = []
         self._bytes = 0
         self._write_fd: int | None = None
@@ -274,7 +276,8 @@ class Spool:
             try:
                 seg = self._roll()
             except OSError as exc:
-                log.error("secbus spool: cannot start a segment in %s: %s", self.lane_dir, exc.strerror)
+                self.write_error = f"cannot start a segment in {self.lane_dir}: {exc.strerror}"
+                log.error("secbus spool: %s", self.write_error)
                 return False
         offset = seg.size
         try:
@@ -285,8 +288,10 @@ class Spool:
                 os.ftruncate(self._write_fd, offset)
             except OSError:
                 pass
-            log.error("secbus spool: write to %s failed: %s", seg.path, exc.strerror)
+            self.write_error = f"write to {seg.path} failed: {exc.strerror}"
+            log.error("secbus spool: %s", self.write_error)
             return False
+        self.write_error = None
         seg.size += len(record)
         seg.records += 1
         seg.events += events
@@ -501,6 +506,7 @@ class NoSpool:
         self.root = root
         self.lane_dir = f"(no spool: {reason})"
         self.max_bytes = max_bytes
+        self.write_error = reason
 
     def load(self) -> None:
         pass

@@ -174,6 +174,46 @@ def test_spool_left_by_a_killed_client_process_is_replayed_by_the_next_client(tm
     assert client.stats()["replayed"] >= 500
 
 
+FULL_SPOOL_DISK = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    from secbus_sdk import Client
+    endpoint, spool_dir = sys.argv[1:3]
+    client = Client(endpoint, service="sdk-test", spool_dir=spool_dir, ack_timeout=0.2, batch_size=100)
+    client.emit("authn.login")  # opens the spool while files can still grow
+    # the spool's disk is full from here: every write past 8 KiB fails (EFBIG; Python ignores SIGXFSZ)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.RLIM_INFINITY))
+    ids = [client.emit("authn.login", attrs={"n": i}) for i in range(3000)]
+    deadline = time.monotonic() + 30
+    while "failed" not in (client.stats()["last_error"] or "") and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling, bounded by the deadline above
+    print(json.dumps({"ids": ids, "error": client.stats()["last_error"]}), flush=True)
+    sys.stdin.readline()  # the test starts the broker
+    delivered = client.flush(60)
+    print(json.dumps({"delivered": delivered, "stats": client.stats()}), flush=True)
+    """
+)
+
+
+def test_a_full_spool_disk_while_the_bus_is_down_keeps_events_in_memory_and_delivers_them(tmp_path, later_broker):
+    proc = subprocess.Popen([sys.executable, "-c", FULL_SPOOL_DISK, later_broker.endpoint, str(tmp_path / "spool")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        held = json.loads(proc.stdout.readline())
+        assert "spool" in held["error"] and "File too large" in held["error"], held["error"]
+        later_broker.start().wait_ready()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        done = json.loads(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert done["delivered"], done["stats"]
+    assert done["stats"]["dropped"] == 0
+    assert_exactly_once(later_broker, held["ids"])
+    assert len(stored_ids(later_broker)) == 3001
+
+
 def test_drop_policy_under_a_burst_stores_everything_it_did_not_count_as_dropped(tmp_path, clients, later_broker):
     client = clients(later_broker.endpoint, tmp_path / "spool", queue_size=100, spool_max_bytes=64 * 1024, ack_timeout=0.3)
     ids = []

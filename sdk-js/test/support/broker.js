@@ -192,6 +192,12 @@ export class Broker {
     return h.log.streams.events.count;
   }
 
+  /** Every stored event (up to `limit`), as `secbus events --json` prints them. */
+  async events(limit = 100000) {
+    const { stdout } = await run(SECBUS, ['events', '--data-dir', this.dataDir, '--json', '--limit', String(limit)], { maxBuffer: 256 * 1024 * 1024 });
+    return stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  }
+
   /** Every stored event of a trace, as `secbus trace ID --json` prints them (one JSON object per line). */
   async trace(traceId) {
     const { stdout } = await run(SECBUS, ['trace', traceId, '--data-dir', this.dataDir, '--json'], { maxBuffer: 256 * 1024 * 1024 });

@@ -13,7 +13,11 @@ export function killEmitters() {
 }
 
 export function runEmitter(plan) {
-  const proc = spawn(process.execPath, [fixture], {
+  // plan.fileSizeLimit (KiB): the soft RLIMIT_FSIZE, set by the shell before it becomes node
+  const [file, args] = plan.fileSizeLimit
+    ? ['/bin/sh', ['-c', `ulimit -S -f ${Math.floor(plan.fileSizeLimit * 2)} && exec "$0" "$1"`, process.execPath, fixture]]
+    : [process.execPath, [fixture]];
+  const proc = spawn(file, args, {
     env: { ...process.env, SECBUS_TEST_PLAN: JSON.stringify(plan) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
