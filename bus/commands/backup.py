@@ -15,7 +15,10 @@ commits not yet in the main file) or an audit line being written.  So:
   never names records the copy lacks;
 * append-only files (``*.jsonl``: the audit chain, ``alert-file``) last, each
   up to its last complete line, so ``secbus audit verify`` passes on the copy;
-* the lock, the runtime file and WAL/SHM files are left out.
+* the lock, the runtime file and WAL/SHM files are left out;
+* every copied file and directory is fsynced before the command says it is done;
+* a copy that fails part way (a full disk) is removed, so an incomplete copy is
+  never mistaken for a backup; the error names the file.
 
 Restore: stop the broker, put the copy in place of the data dir, start it.
 """
@@ -54,7 +57,9 @@ def run(args) -> int:
         raise Usage(f"{dest} exists and is not an empty directory; give a new one")
     if not _is_sqlite(source / "events.db"):
         raise Usage(f"{source / 'events.db'} is not an SQLite database: nothing consistent to copy")
+    created = not dest.exists()
     old_umask = os.umask(0o077)  # the copy holds what the data dir holds: owner only
+    path = source
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)
         databases, others = _inventory(source)
@@ -62,8 +67,12 @@ def run(args) -> int:
             _backup_database(path, dest / path.relative_to(source))
         for path in others:
             _copy_file(path, dest / path.relative_to(source))
+        path = dest
+        _sync_tree(dest)
     except (OSError, sqlite3.Error) as exc:
-        print(f"secbus backup: {exc}", file=sys.stderr)
+        _remove_copy(dest, created)
+        print(f"secbus backup: copying {path} to {dest} failed: {exc}; the incomplete copy was removed",
+              file=sys.stderr)
         return 1
     finally:
         os.umask(old_umask)
@@ -71,6 +80,26 @@ def run(args) -> int:
     print(f"secbus backup: {len(databases)} database(s) and {len(others)} file(s) from {source} to {dest}; "
           f"events up to seq {head}")
     return 0
+
+
+def _sync_tree(dest: Path) -> None:
+    """fsync every file, then every directory (deepest first), so the copy survives a power loss."""
+    paths = sorted(dest.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [dest]
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_copy(dest: Path, created: bool) -> None:
+    """Remove what this backup wrote: DEST itself if it made it, else what is in it (it was empty)."""
+    if created:
+        shutil.rmtree(dest, ignore_errors=True)
+    else:
+        for child in dest.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
 
 def _inventory(source: Path) -> tuple[list[Path], list[Path]]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import resource
 import stat
+import subprocess
 import threading
 
+from secbus.testing import secbus_command
 from support.broker import BrokerProcess, run_secbus, start_broker, wait_until
 from support.events import make_event
 
@@ -82,3 +85,26 @@ def test_backup_refuses_a_dir_without_a_log_a_used_or_inner_destination_and_a_da
     assert (dest / "x").read_text() == "keep me"
     assert "is inside the data dir" in backup(data / "backups" / "today")
     assert "events.db is not an SQLite database" in backup(tmp_path / "new")
+
+
+def test_a_backup_that_fills_its_disk_says_which_file_and_leaves_no_partial_copy(tmp_path):
+    broker = start_broker(tmp_path / "live", handlers=["audit"])
+    with broker.client() as client:
+        for seq in range(1, 11):
+            client.publish([make_event("authn.login") for _ in range(100)], seq=seq)
+    broker.stop()
+
+    def full_at_64k() -> None:  # in the child: its file writes fail past 64 KiB (EFBIG; Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+    for dest, existed in ((tmp_path / "new-dir", False), (tmp_path / "empty-dir", True)):
+        if existed:
+            dest.mkdir()
+        r = subprocess.run(secbus_command() + ["backup", str(dest), "--data-dir", str(broker.data_dir)],
+                           capture_output=True, text=True, timeout=60, preexec_fn=full_at_64k)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"to {dest} failed: disk I/O error; the incomplete copy was removed" in r.stderr
+        assert str(broker.data_dir) in r.stderr  # the file it was copying
+        assert dest.exists() == existed and (not existed or not any(dest.iterdir()))
+    r = run_secbus("backup", str(tmp_path / "new-dir"), "--data-dir", str(broker.data_dir))
+    assert r.returncode == 0 and "events up to seq 1000" in r.stdout, r.stderr
