@@ -5,7 +5,10 @@ at least once; each line carries the alert's ``seq`` in the alerts stream and
 the output skips any alert whose ``seq`` is not above the last line's, so a
 redelivery after a restart never writes an alert twice.  ``fsync = true``
 makes each line durable before the cursor moves (default false: the line
-is in the OS, safe against a broker crash, not against power loss).
+is in the OS, safe against a broker crash, not against power loss).  A write
+that fails (a full disk) is undone: the file is cut back to its last whole
+line and the buffered bytes are dropped, so the retried alert is written once,
+whole, when there is room again.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ class FileOutput(Configured):
                 os.truncate(self.path, intact)  # a torn last line from a crash
             if record is not None:
                 self.last_seq = record.get("seq", -1)
+        self._open()
+
+    def _open(self) -> None:
         self._fh = open(self.path, "ab")
+        self._good_bytes = self._fh.tell()  # the file up to its last whole line
 
     @hookimpl
     def on_alert(self, alert: dict) -> None:
@@ -53,11 +60,21 @@ class FileOutput(Configured):
         if seq != -1 and seq <= self.last_seq:
             return
         if passes(alert, self.minimum):
-            self._fh.write(json.dumps(alert, sort_keys=True, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
+            self._append(json.dumps(alert, sort_keys=True, ensure_ascii=False, default=repr).encode("utf-8") + b"\n")
+        self.last_seq = max(self.last_seq, seq)
+
+    def _append(self, line: bytes) -> None:
+        try:
+            self._fh.write(line)
             self._fh.flush()
             if self.fsync:
                 os.fsync(self._fh.fileno())
-        self.last_seq = max(self.last_seq, seq)
+        except OSError:
+            self._fh.raw.close()  # drops the buffer: closing the buffered file is then a no-op
+            os.truncate(self.path, self._good_bytes)
+            self._open()
+            raise  # the runner retries the alert
+        self._good_bytes += len(line)
 
     @hookimpl
     def shutdown(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import resource
 import socket
 
 import pytest
@@ -189,6 +190,28 @@ def test_file_output_appends_json_lines_and_skips_redelivered_alerts_after_resta
     second.on_alert(dict(ALERT, seq=3, id="c"))
     second.shutdown()
     lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [line["seq"] for line in lines] == [1, 2, 3]
+
+
+def test_file_output_on_a_full_disk_writes_each_retried_alert_once_and_whole(tmp_path):
+    out = FileOutput()
+    out.startup(PluginHandle("alert-file", {}, tmp_path))
+    out.on_alert(dict(ALERT, seq=1))
+    path = tmp_path / "alerts.jsonl"
+    room = path.stat().st_size + 100  # less than one more line: the next write tears it
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))  # this process's file writes fail past it (EFBIG)
+    try:
+        for _ in range(3):  # the runner retries the same alert
+            with pytest.raises(OSError):
+                out.on_alert(dict(ALERT, seq=2, id="b"))
+            assert path.stat().st_size == room - 100  # the torn part cut off each time
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    out.on_alert(dict(ALERT, seq=2, id="b"))  # room again: the retry succeeds
+    out.on_alert(dict(ALERT, seq=3, id="c"))
+    out.shutdown()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["seq"] for line in lines] == [1, 2, 3]
 
 
