@@ -83,6 +83,7 @@ class HandlerRunner:
         self.skipped = 0
         self.delivered = 0
         self.errors = 0  # failures of the log, not of the handler
+        self._persist_failing = False  # storing cursors fails (a full disk): logged once, not per retry
         self.last_error: str | None = None
         self._consecutive = 0
         self._dirty: set[str] = set()
@@ -175,11 +176,20 @@ class HandlerRunner:
         return IDLE_WAIT_S
 
     def _persist_quietly(self) -> None:
+        """Store moved cursors; a failure is the log's (counted in ``log_errors``), not the
+        handler's: what it handled stays handled, and the cursors are stored at the next try."""
         try:
             self._persist()
-        except Exception:
-            self.logger.exception("handler %s: storing its cursor failed", self.name)
+        except Exception as exc:
             self.errors += 1
+            if not self._persist_failing:
+                self.logger.error("handler %s: storing its cursor failed, retrying (logged again when it works): %s: %s",
+                                  self.name, type(exc).__name__, exc)
+            self._persist_failing = True
+            return
+        if self._persist_failing:
+            self.logger.warning("handler %s: storing its cursor works again", self.name)
+            self._persist_failing = False
 
     def _shutdown(self) -> None:
         if self.has_shutdown:
@@ -238,7 +248,7 @@ class HandlerRunner:
         self.delivered += n
         self._dirty.add(stream)
         if time.monotonic() - self._persisted_at >= PERSIST_EVERY_S:
-            self._persist()
+            self._persist_quietly()
 
     def _persist(self) -> None:
         """Store the cursors that moved (one small commit each)."""

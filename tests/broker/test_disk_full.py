@@ -168,3 +168,26 @@ def test_traces_closed_while_the_disk_is_full_are_stored_once_it_is_not(broker_f
     traces = broker.traces()
     assert sorted(t["trace_id"] for t in traces) == sorted(e["trace_id"] for e in events)
     assert broker.healthz()["correlator"]["process"]["restarts"] == 0  # kept, not replayed by a restart
+
+
+def test_a_handler_whose_cursor_cannot_be_stored_is_not_failing_and_says_so_once(broker_factory):
+    broker = broker_factory(handlers=["metrics"])  # writes no file of its own: only its cursor
+    consumers = [pid for pid in broker_pids(broker.proc.pid) if pid != broker.proc.pid]
+    limit_writes(consumers, 1)  # state.db (cursors, traces) cannot be written
+    client = broker.client()
+    for seq in range(1, 6):
+        client.publish(make_events(20), seq=seq)
+    wait_until(lambda: broker.healthz()["handlers"]["metrics"]["log_errors"] >= 3, message="cursor stores failing")
+    metrics = broker.healthz()["handlers"]["metrics"]
+    assert (metrics["state"], metrics["failures"], metrics["lag"]["events"]) == ("running", 0, 0)
+    # (what the consumer process logs meanwhile is lost too: broker.log is a file under the same limit)
+
+    limit_writes(consumers, resource.RLIM_INFINITY)
+    wait_until(lambda: "handler metrics: storing its cursor works again" in broker.log_text(), message="the cursor stored")
+    broker.stop()
+    assert broker.log_text().count("storing its cursor") == 1  # no line per retry once it works
+    log = broker.open_log()
+    try:
+        assert log.get_cursor("metrics", "events") == 100
+    finally:
+        log.close()
