@@ -27,22 +27,25 @@ def add_range_options(parser: argparse.ArgumentParser, records: str, stamp: str)
     """``--since``/``--until``/``--limit``/``--newest``, ``--data-dir`` and ``--json`` for a listing of ``records``."""
     parser.add_argument("--since", default=None, help=f"{records} {stamp} at or after: 15m, 2h, 1d ago, or an ISO 8601 time")
     parser.add_argument("--until", default=None, help=f"{records} {stamp} before: same forms as --since")
-    parser.add_argument("--limit", default="100", help=f"at most this many {records}, the oldest first (default 100)")
+    parser.add_argument("--limit", default="100", help=f"at most this many {records}, the oldest first (default 100)"
+                        + ("; all: every match" if records == "events" else ""))
     parser.add_argument("--newest", action="store_true", help=f"the most recent --limit {records} instead (still printed oldest first)")
     add_data_dir(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per line, as stored")
 
 
-def range_of(args) -> tuple[int | None, int | None, int]:
-    """``(since_ns, until_ns, limit)`` from the range options; :class:`Usage` names a bad one."""
-    if not args.limit.isdigit() or int(args.limit) < 1:
-        raise Usage(f"--limit: expected a positive integer, got {args.limit!r}")
+def range_of(args, allow_all: bool = False) -> tuple[int | None, int | None, int | None]:
+    """``(since_ns, until_ns, limit)`` from the range options; :class:`Usage` names a bad one.
+    With ``allow_all``, ``--limit all`` gives a limit of None (every match)."""
+    unbounded = allow_all and args.limit == "all"
+    if not unbounded and (not args.limit.isdigit() or int(args.limit) < 1):
+        raise Usage(f"--limit: expected a positive integer{' or all' if allow_all else ''}, got {args.limit!r}")
     now_ns = time.time_ns()
     since = None if args.since is None else parse_when(args.since, "--since", now_ns)
     until = None if args.until is None else parse_when(args.until, "--until", now_ns)
     if since is not None and until is not None and since >= until:
         raise Usage(f"--since {args.since!r} is not before --until {args.until!r}")
-    return since, until, int(args.limit)
+    return since, until, None if unbounded else int(args.limit)
 
 
 def parse_when(value: str, option: str, now_ns: int) -> int:
@@ -105,15 +108,20 @@ def print_listing(command: str, found: list[dict], more: bool, args, line) -> in
     if not found:
         print(f"secbus {command}: no stored {command} match in {data_dir_of(args)}", file=sys.stderr)
         return 1
-    if args.json:
-        print_json(found)
-    else:
-        for record in found:
-            print(line(record))
+    print_records(found, args, line)
     if more:
         print(f"secbus {command}: the {'last' if args.newest else 'first'} {len(found)} matching {command} shown, "
               f"more match: narrow with --since/--until or raise --limit", file=sys.stderr)
     return 0
+
+
+def print_records(records: list[dict], args, line) -> None:
+    """Each record as ``line`` renders it, or with ``--json`` as stored."""
+    if args.json:
+        print_json(records)
+    else:
+        for record in records:
+            print(line(record))
 
 
 def origin(event: dict) -> str:

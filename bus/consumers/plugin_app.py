@@ -28,11 +28,12 @@ class LogView:
 
     def query(self, tenant: str | None = None, type_prefix: str | None = None, since_ns: int | None = None,
               until_ns: int | None = None, limit: int = 1000, outcome: str | None = None,
-              newest: bool = False, fields: Mapping[str, str] | None = None) -> list[dict]:
+              newest: bool = False, fields: Mapping[str, str] | None = None, after_seq: int = 0) -> list[dict]:
         """Events in log order matching every filter given (``since_ns <= ts < until_ns``); with
         ``newest``, the last ``limit`` matches, the most recent first; ``fields`` must equal
-        the given text (``{"actor.user": "alice", "attrs.alg": "ed25519"}``)."""
-        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest, fields)
+        the given text (``{"actor.user": "alice", "attrs.alg": "ed25519"}``); only those with
+        ``seq`` above ``after_seq`` (the next page of a long listing)."""
+        return self._process.log.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest, fields, after_seq)
 
     def head(self, stream: str = "events") -> int:
         return self._process.log.head(stream)

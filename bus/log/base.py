@@ -138,11 +138,13 @@ class EventLog(ABC):
         outcome: str | None = None,
         newest: bool = False,
         fields: Mapping[str, str] | None = None,
+        after_seq: int = 0,
     ) -> list[dict]:
         """Events in log order matching every filter given (time range on ``ts``); with
         ``newest``, the last ``limit`` matches, the most recent first.  ``fields`` are fields
         of the body that must equal the given text (``{"actor.user": "alice"}``, see
-        :mod:`secbus.log.fields`); ``outcome`` is short for ``fields={"outcome": ...}``."""
+        :mod:`secbus.log.fields`); ``outcome`` is short for ``fields={"outcome": ...}``.
+        Only events with ``seq`` above ``after_seq``: the next page of a long listing."""
 
     # --- cursors -----------------------------------------------------------
     @abstractmethod

@@ -221,8 +221,8 @@ class CachedLog(EventLog):
         return self.inner.trace(tenant, trace_id, open_after)
 
     def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None, newest=False,
-              fields=None):
-        return self.inner.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest, fields)
+              fields=None, after_seq=0):
+        return self.inner.query(tenant, type_prefix, since_ns, until_ns, limit, outcome, newest, fields, after_seq)
 
     def get_cursor(self, consumer, stream):
         return self.inner.get_cursor(consumer, stream)

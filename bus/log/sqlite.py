@@ -410,7 +410,7 @@ class SqliteLog(EventLog):
         return {event["seq"]: event for event in decode_rows(rows)}
 
     def query(self, tenant=None, type_prefix=None, since_ns=None, until_ns=None, limit=1000, outcome=None,
-              newest=False, fields=None) -> list[dict]:
+              newest=False, fields=None, after_seq=0) -> list[dict]:
         """``fields`` (and ``outcome``) are inside the stored body, not columns: the other filters
         select rows in pages of ``_QUERY_PAGE``; only bodies holding every needle of the
         :class:`FieldMatch` are read and tested."""
@@ -433,6 +433,9 @@ class SqliteLog(EventLog):
         if until_ns is not None:
             where.append("ts < ?")
             args.append(until_ns)
+        if after_seq:
+            where.append("seq > ?")
+            args.append(after_seq)
         for needle in match.needles:
             # rows without the needle cannot match, and SQLite skips them undecoded
             where.append("instr(body, ?) > 0")

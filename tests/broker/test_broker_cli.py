@@ -167,12 +167,41 @@ def test_events_lists_stored_events_by_type_prefix_tenant_and_time_range(broker_
     assert r.returncode == 1 and "no stored events match" in r.stderr
 
 
+def test_events_all_pages_through_every_match_and_after_continues_a_cut_listing(broker_factory):
+    b = broker_factory(handlers=[])
+    events = [make_event("authn.login", outcome="failure" if i % 2 else "success") for i in range(2500)]
+    with b.client() as c:
+        for seq, start in enumerate(range(0, 2500, 500), 1):
+            c.publish(events[start:start + 500], seq=seq)
+
+    def listing(*args):
+        r = secbus("events", "--data-dir", str(b.data_dir), "--json", *args)
+        return [json.loads(line) for line in r.stdout.splitlines()], r
+
+    everything, r = listing("--limit", "all")  # more than one page of 1000
+    assert [e["id"] for e in everything] == [e["id"] for e in events] and r.stderr == ""
+    failures, _ = listing("--limit", "all", "--outcome", "failure")
+    assert [e["id"] for e in failures] == [e["id"] for e in events[1::2]]
+
+    first, r = listing("--limit", "1200")
+    last_seq = first[-1]["seq"]
+    assert len(first) == 1200 and f"continue with --after {last_seq}" in r.stderr
+    rest, r = listing("--after", str(last_seq), "--limit", "all")
+    assert [e["id"] for e in first + rest] == [e["id"] for e in events] and r.returncode == 0
+    exact, r = listing("--limit", "2500")
+    assert len(exact) == 2500 and "more match" not in r.stderr
+    none, r = listing("--after", str(everything[-1]["seq"]))
+    assert none == [] and r.returncode == 1 and "no stored events match" in r.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--since", "yesterday"], "--since: expected a time ago such as 15m"),
     (["--until", "5x"], "--until: expected a time ago"),
     (["--since", "1h", "--until", "2h"], "is not before --until"),
     (["--type", "Authn."], "--type: expected a lowercase type or prefix"),
-    (["--limit", "0"], "--limit: expected a positive integer, got '0'"),
+    (["--limit", "0"], "--limit: expected a positive integer or all, got '0'"),
+    (["--after", "x"], "--after: expected a seq (a whole number, from an earlier listing), got 'x'"),
+    (["--after", "5", "--newest"], "--after and --newest do not go together"),
     (["--outcome", "failed"], "--outcome: expected one of success, failure, error, unknown, got 'failed'"),
     (["--severity", "urgent"], "--severity: expected one of info, low, medium, high, critical, got 'urgent'"),
     (["--attr", "alg"], "--attr: expected KEY=VALUE"),
