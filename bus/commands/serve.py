@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 
-from ..config import ConfigError, load
+from ..config import ConfigError, data_dir_of, load
 
 
 def add_parser(sub) -> None:
@@ -65,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"secbus serve: cannot listen: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"secbus serve: {exc}", file=sys.stderr)
+        storage = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS)
+        where = f" writing in {data_dir_of(config)}: is the file system full, read-only or failing? (df, dmesg)"
+        print(f"secbus serve: {exc}{where if storage else ''}", file=sys.stderr)
         return 2
 
 

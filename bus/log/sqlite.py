@@ -137,6 +137,10 @@ class LogMissing(FileNotFoundError):
     """No event log in the given data directory."""
 
 
+#: SQLite's words for a write the file system refused (SQLITE_FULL, SQLITE_IOERR): not a damaged log.
+_WRITE_ERRORS = {"database or disk is full", "disk I/O error"}
+
+
 class LogUnusable(OSError):
     """Databases in the data directory that SQLite cannot use as the event log (damaged, or not one)."""
 
@@ -182,8 +186,11 @@ class SqliteLog(EventLog):
             self._open(create)
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise LogUnusable(f"the event log in {self.data_dir} cannot be used: {exc}; if it is damaged, "
-                              f"move the data dir aside and restore a copy (secbus backup)") from None
+            if isinstance(exc, sqlite3.OperationalError) and str(exc) in _WRITE_ERRORS:
+                hint = "is the file system full or failing? (df, dmesg)"
+            else:
+                hint = "if it is damaged, move the data dir aside and restore a copy (secbus backup)"
+            raise LogUnusable(f"the event log in {self.data_dir} cannot be used: {exc}; {hint}") from None
 
     def _open(self, create: bool) -> None:
         ev, st = self._conns()

@@ -15,9 +15,11 @@ import os
 import re
 import resource
 import sqlite3
+import subprocess
 
 import pytest
 
+from secbus.testing import secbus_command
 from support.broker import run_secbus, wait_until
 from support.events import make_events
 
@@ -191,3 +193,21 @@ def test_a_handler_whose_cursor_cannot_be_stored_is_not_failing_and_says_so_once
         assert log.get_cursor("metrics", "events") == 100
     finally:
         log.close()
+
+
+def test_serve_on_a_full_disk_says_so_instead_of_calling_the_log_damaged(tmp_path):
+    def serve_with_room(limit: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            secbus_command() + ["serve", "--data-dir", str(tmp_path / "data"), "--ingest", "tcp://127.0.0.1:0",
+                                "--feed", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0"],
+            capture_output=True, text=True, timeout=60,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY)))
+
+    r = serve_with_room(1)  # not even the lock file's pid line
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "File too large writing in" in r.stderr and "is the file system full, read-only or failing?" in r.stderr
+
+    r = serve_with_room(64)  # room for the lock: now the log's first write fails
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "cannot be used: disk I/O error; is the file system full or failing?" in r.stderr
+    assert "damaged" not in r.stderr
