@@ -4,8 +4,9 @@
 whether anything needs them.  :func:`problems` names what does now: the broker
 stopping or half up, writes to the event log failing (a full disk), a handler
 failed, retrying, skipped or too far behind, the correlator restarting or
-behind, a backlog near the bound past which publishers are turned away.  :func:`notes` names what happened and is over, or is worth a
-look without being wrong: restarts, failures a handler got past, rejected
+behind, a backlog near the bound past which publishers are turned away.
+:func:`notes` names what happened and is over, or is worth a look without
+being wrong: restarts, failures a handler got past, rejected
 input, feed messages skipped, failed CURVE handshakes.  Counters never go back
 down while a broker runs, so they are notes, never problems: a check that
 stays red after the cause is gone is a check people learn to ignore.

@@ -59,20 +59,21 @@ def run(args) -> int:
         raise Usage(f"{source / 'events.db'} is not an SQLite database: nothing consistent to copy")
     created = not dest.exists()
     old_umask = os.umask(0o077)  # the copy holds what the data dir holds: owner only
-    path = source
+    doing = f"creating {dest}"
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)
         databases, others = _inventory(source)
         for path in databases:
+            doing = f"copying {path} to {dest}"
             _backup_database(path, dest / path.relative_to(source))
         for path in others:
+            doing = f"copying {path} to {dest}"
             _copy_file(path, dest / path.relative_to(source))
-        path = dest
+        doing = f"syncing {dest} to disk"
         _sync_tree(dest)
     except (OSError, sqlite3.Error) as exc:
         _remove_copy(dest, created)
-        print(f"secbus backup: copying {path} to {dest} failed: {exc}; the incomplete copy was removed",
-              file=sys.stderr)
+        print(f"secbus backup: {doing} failed: {exc}; the incomplete copy was removed", file=sys.stderr)
         return 1
     finally:
         os.umask(old_umask)
