@@ -62,8 +62,9 @@ def run(args) -> int:
     return print_listing("alerts", found, more, args, _line)
 
 
-def _matching(log, wanted, limit: int, newest: bool) -> tuple[list[dict], bool]:
-    """The first (or last) ``limit`` alerts ``wanted`` accepts, in log order, and whether more match."""
+def _matching(log, wanted, limit: int | None, newest: bool) -> tuple[list[dict], bool]:
+    """The first (or last) ``limit`` alerts ``wanted`` accepts (every one: None), in log order, and
+    whether more match."""
     kept: collections.deque = collections.deque(maxlen=limit if newest else None)
     matched = 0
     after = 0
@@ -72,12 +73,12 @@ def _matching(log, wanted, limit: int, newest: bool) -> tuple[list[dict], bool]:
         for alert in page:
             if wanted(alert):
                 matched += 1
-                if newest or len(kept) < limit:
+                if newest or limit is None or len(kept) < limit:
                     kept.append(alert)
                 else:
                     return list(kept), True
         if len(page) < _PAGE:
-            return list(kept), matched > limit
+            return list(kept), limit is not None and matched > limit
         after = page[-1]["seq"]
 
 

@@ -47,7 +47,7 @@ def _filters(args) -> dict:
         raise Usage(f"--after: expected a seq (a whole number, from an earlier listing), got {args.after!r}")
     if args.newest and int(args.after):
         raise Usage("--after and --newest do not go together: --after continues a listing from the oldest end")
-    since, until, limit = range_of(args, allow_all=True)
+    since, until, limit = range_of(args)
     return {"tenant": args.tenant, "type_prefix": args.type_prefix, "since_ns": since, "until_ns": until,
             "limit": limit, "fields": fields_of(args), "after_seq": int(args.after)}
 

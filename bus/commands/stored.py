@@ -27,19 +27,19 @@ def add_range_options(parser: argparse.ArgumentParser, records: str, stamp: str)
     """``--since``/``--until``/``--limit``/``--newest``, ``--data-dir`` and ``--json`` for a listing of ``records``."""
     parser.add_argument("--since", default=None, help=f"{records} {stamp} at or after: 15m, 2h, 1d ago, or an ISO 8601 time")
     parser.add_argument("--until", default=None, help=f"{records} {stamp} before: same forms as --since")
-    parser.add_argument("--limit", default="100", help=f"at most this many {records}, the oldest first (default 100)"
-                        + ("; all: every match" if records == "events" else ""))
+    parser.add_argument("--limit", default="100", help=f"at most this many {records}, the oldest first (default 100); "
+                                                       f"all: every match")
     parser.add_argument("--newest", action="store_true", help=f"the most recent --limit {records} instead (still printed oldest first)")
     add_data_dir(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per line, as stored")
 
 
-def range_of(args, allow_all: bool = False) -> tuple[int | None, int | None, int | None]:
+def range_of(args) -> tuple[int | None, int | None, int | None]:
     """``(since_ns, until_ns, limit)`` from the range options; :class:`Usage` names a bad one.
-    With ``allow_all``, ``--limit all`` gives a limit of None (every match)."""
-    unbounded = allow_all and args.limit == "all"
+    ``--limit all`` gives a limit of None (every match)."""
+    unbounded = args.limit == "all"
     if not unbounded and (not args.limit.isdigit() or int(args.limit) < 1):
-        raise Usage(f"--limit: expected a positive integer{' or all' if allow_all else ''}, got {args.limit!r}")
+        raise Usage(f"--limit: expected a positive integer or all, got {args.limit!r}")
     now_ns = time.time_ns()
     since = None if args.since is None else parse_when(args.since, "--since", now_ns)
     until = None if args.until is None else parse_when(args.until, "--until", now_ns)
@@ -111,7 +111,7 @@ def print_listing(command: str, found: list[dict], more: bool, args, line) -> in
     print_records(found, args, line)
     if more:
         print(f"secbus {command}: the {'last' if args.newest else 'first'} {len(found)} matching {command} shown, "
-              f"more match: narrow with --since/--until or raise --limit", file=sys.stderr)
+              f"more match: narrow with --since/--until, raise --limit, or --limit all", file=sys.stderr)
     return 0
 
 

@@ -40,6 +40,10 @@ def test_alerts_are_listed_in_log_order_and_filtered_by_rule_severity_tenant_and
     assert len(alerts(broker, "--min-severity", "high", "--since", "1h")[1]) == 3
     code, listed, stderr = alerts(broker, "--newest", "--limit", "1")
     assert [a["rule"] for a in listed] == ["security-attack-detected"] and "the last 1 matching alerts shown" in stderr
+    code, listed, stderr = alerts(broker, "--limit", "2")
+    assert len(listed) == 2 and "more match" in stderr
+    code, listed, stderr = alerts(broker, "--limit", "all")
+    assert code == 0 and len(listed) == 3 and stderr == ""
     assert len(alerts(broker, "--tenant", "default")[1]) == 3  # every triggering event is the default tenant's
     assert alerts(broker, "--tenant", "acme")[0] == 1
     code, listed, stderr = alerts(broker, "--until", "1h")
@@ -64,7 +68,7 @@ def test_one_alert_is_shown_with_the_events_that_raised_it(broker):
 @pytest.mark.parametrize("args, message", [
     (["--min-severity", "urgent"], "--min-severity: expected one of info, low, medium, high, critical, got 'urgent'"),
     (["not-an-id"], "alert_id: expected a UUID in lowercase hex, got 'not-an-id'"),
-    (["--limit", "-1"], "--limit: expected a positive integer, got '-1'"),
+    (["--limit", "-1"], "--limit: expected a positive integer or all, got '-1'"),
     (["--since", "last week"], "--since: expected a time ago such as 15m"),
 ])
 def test_a_bad_option_is_named_and_exits_2(tmp_path, args, message):
