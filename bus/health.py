@@ -28,6 +28,9 @@ WRITE_CONSEQUENCES = {
     "checkpoint": "the write-ahead log (events.db-wal) grows until a checkpoint works",
     "retention": "old events are not deleted, so the log grows past its retention bounds",
 }
+#: The data dir's file system with less than this share free is a problem: when it is full,
+#: commits fail and publishers are turned away (docs/operations.md, "When the disk fills").
+DISK_FREE_SHARE = 0.05
 #: Handler states that need someone.
 TROUBLED_STATES = {"failed": "failed", "retrying": "is retrying", "skipped": "was skipped"}
 
@@ -59,12 +62,29 @@ def problems(doc: dict[str, Any], max_lag: int = DEFAULT_MAX_LAG) -> list[str]:
             found.append(f"event log: {operation}s failing since {_utc(writes['failing_since_ns'])} "
                          f"({writes.get('failures', 0):,} so far, last error: {writes.get('last_error')}): "
                          f"{WRITE_CONSEQUENCES.get(operation, 'see the broker log')}")
+    disk = doc.get("log", {}).get("disk", {})
+    free, size = disk.get("free_bytes"), disk.get("size_bytes")
+    if isinstance(free, int) and isinstance(size, int) and size and free < DISK_FREE_SHARE * size:
+        found.append(f"the data dir's file system is {100 - 100 * free / size:.0f}% full ({size_text(free)} free of "
+                     f"{size_text(size)}): when it fills, commits fail and publishers are turned away; free space or "
+                     f"lower log.retention_max_bytes")
     ingest = doc.get("ingest", {})
     backlog, bound = ingest.get("backlog", 0), ingest.get("max_backlog", 0)
     if bound and backlog >= BACKLOG_SHARE * bound:
         found.append(f"ingest backlog is {backlog:,} of max_backlog {bound:,}: at the bound publishers get "
                      f"'overloaded' and spool; the slowest block handler holds it (see its lag)")
     return found
+
+
+def size_text(n: float) -> str:
+    """``1.2 GiB`` for a number of bytes."""
+    if n < 1024:
+        return f"{n:,.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 def _utc(ns: int) -> str:

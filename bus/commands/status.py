@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import Usage, seconds
-from ..health import DEFAULT_MAX_LAG, most_behind, notes, problems
+from ..health import DEFAULT_MAX_LAG, most_behind, notes, problems, size_text
 from .stored import add_data_dir, data_dir_of
 
 DEFAULT_HTTP = "127.0.0.1:7880"
@@ -141,10 +141,10 @@ def overview(doc: dict[str, Any], url: str) -> list[str]:
         f"secbus {doc.get('version')} at {url}: {doc.get('status')}, pid {doc.get('pid')}, up {duration(doc.get('uptime_s', 0))}",
         f"  ingest      {listening.get('ingest')}: {ingest.get('events_accepted', 0):,} accepted, "
         f"{ingest.get('events_duplicate', 0):,} duplicate, backlog {ingest.get('backlog', 0):,} of {ingest.get('max_backlog', 0):,}",
-        f"  log         {log_.get('path')}: {size(log_.get('size_bytes', 0))}, {events.get('count', 0):,} events "
+        f"  log         {log_.get('path')}: {size_text(log_.get('size_bytes', 0))}, {events.get('count', 0):,} events "
         f"(offsets {events.get('first', 0):,}-{events.get('head', 0):,}), "
         + ", ".join(f"{log_.get('streams', {}).get(s, {}).get('count', 0):,} {s}" for s in ("traces", "alerts"))
-        + f"; durability {log_.get('durability')}",
+        + f"; durability {log_.get('durability')}" + disk_text(log_.get("disk")),
         f"  correlator  {correlator.get('state')}: {doc.get('open_traces', 0):,} open traces, "
         f"{correlator.get('closed_traces', 0):,} closed, lag {most_behind(correlator.get('lag'))[0]:,}",
         f"  feed        {listening.get('feed')}: {feed.get('subscriptions', 0)} subscriptions, {feed.get('published', 0):,} published",
@@ -166,6 +166,12 @@ def overview(doc: dict[str, Any], url: str) -> list[str]:
     return lines
 
 
+def disk_text(disk: dict | None) -> str:
+    if not disk or not disk.get("size_bytes"):
+        return ""
+    return f"; {size_text(disk['free_bytes'])} free of {size_text(disk['size_bytes'])}"
+
+
 def fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -181,11 +187,3 @@ def duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s"
 
-
-def size(n: float) -> str:
-    if n < 1024:
-        return f"{n:,.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if n < 1024 or unit == "GiB":
-            return f"{n:,.1f} {unit}"

@@ -533,6 +533,11 @@ class SqliteLog(EventLog):
             # offsets are contiguous and retention deletes from the front: no count(*) scan
             streams[stream] = {"head": head, "first": first, "count": max(0, head - first + 1)}
         out["streams"] = streams
+        try:  # the file system the log is on: how close it is to full (bus/health.py)
+            fs = os.statvfs(self.data_dir)
+            out["disk"] = {"free_bytes": fs.f_bavail * fs.f_frsize, "size_bytes": fs.f_blocks * fs.f_frsize}
+        except OSError:
+            pass
         return out
 
     def close(self) -> None:

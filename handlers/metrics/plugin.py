@@ -24,6 +24,7 @@ What is measured (Prometheus names; docs/handlers.md has the table):
   ``secbus_handler_skipped_total{handler}``, ``secbus_handler_running{handler}``,
   ``secbus_open_traces``, ``secbus_correlator_lag``, ``secbus_ingest_backlog``,
   ``secbus_ingest_max_backlog``, ``secbus_log_size_bytes``,
+  ``secbus_log_disk_free_bytes``, ``secbus_log_disk_size_bytes``,
   ``secbus_consumers_restarts_total``, ``secbus_log_write_failures_total{operation}``,
   ``secbus_log_writes_failing{operation}``: what an alerting rule on the broker's
   health needs (docs/operations.md, "Monitoring").
@@ -132,6 +133,10 @@ class MetricsHandler(Configured):
                                       description="The backlog at which publishers are answered overloaded")
         meter.create_observable_gauge("secbus.log.size_bytes", [self._figure("log", "size_bytes")],
                                       description="Bytes of the event log on disk (databases and WAL files)")
+        meter.create_observable_gauge("secbus.log.disk.free_bytes", [self._figure("log", "disk", "free_bytes")],
+                                      description="Bytes free for the broker on the data dir's file system")
+        meter.create_observable_gauge("secbus.log.disk.size_bytes", [self._figure("log", "disk", "size_bytes")],
+                                      description="Size of the data dir's file system in bytes")
         meter.create_observable_counter("secbus.consumers.restarts", [self._figure("consumers", "restarts")],
                                         description="Times the consumer process was started again after it died")
         meter.create_observable_counter("secbus.log.write.failures", [self._log_writes(lambda w: w.get("failures"))],

@@ -8,6 +8,7 @@ its bound, a correlator restarting)."""
 from __future__ import annotations
 
 import json
+import os
 
 from secbus.health import notes, problems
 from support.broker import run_secbus, wait_until
@@ -32,6 +33,10 @@ def test_a_healthy_broker_found_through_its_data_dir(broker):
 
     doc = json.loads(status("--http", broker.http, "--json").stdout)
     assert doc["problems"] == [] and doc["pid"] == broker.proc.pid and doc["ingest"]["events_accepted"] == 1
+    fs = os.statvfs(broker.data_dir)
+    assert doc["log"]["disk"]["size_bytes"] == fs.f_blocks * fs.f_frsize
+    assert abs(doc["log"]["disk"]["free_bytes"] - fs.f_bavail * fs.f_frsize) < 1024**3  # other tests write meanwhile
+    assert " free of " in out.stdout
     assert broker.get("/healthz?strict")[0] == 200 and broker.healthz()["problems"] == []
     # an http_proxy in the environment (common on corporate hosts) is not asked for the broker
     proxied = run_secbus("status", "--http", broker.http, env={"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"})
@@ -121,6 +126,11 @@ def test_judgment_of_states_a_broker_reaches_only_under_load_or_after_a_crash():
     assert "correlator is restarting" in problems(doc_with(correlator={"state": "restarting", "lag": {}}))[0]
     assert "correlator is 500 events behind (limit 100)" in problems(doc_with(correlator={"state": "running", "lag": {"events": 500}}), max_lag=100)[0]
     assert problems(doc_with(status="stopping")) == ["broker status is 'stopping': it is shutting down"]
+    gib = 1024**3
+    nearly_full = problems(doc_with(log={"disk": {"free_bytes": 3 * gib, "size_bytes": 100 * gib}}))
+    assert nearly_full == ["the data dir's file system is 97% full (3.0 GiB free of 100.0 GiB): when it fills, commits "
+                           "fail and publishers are turned away; free space or lower log.retention_max_bytes"]
+    assert problems(doc_with(log={"disk": {"free_bytes": 6 * gib, "size_bytes": 100 * gib}})) == []
 
 
 def test_counters_that_never_go_down_are_notes_not_problems():
