@@ -21,7 +21,7 @@ import pytest
 
 from secbus.testing import secbus_command
 from support.broker import run_secbus, wait_until
-from support.events import make_events
+from support.events import make_event, make_events
 
 pytestmark = pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="prlimit is Linux only")
 
@@ -211,3 +211,23 @@ def test_serve_on_a_full_disk_says_so_instead_of_calling_the_log_damaged(tmp_pat
     assert r.returncode == 2, r.stdout + r.stderr
     assert "cannot be used: disk I/O error; is the file system full or failing?" in r.stderr
     assert "damaged" not in r.stderr
+
+
+def test_alerts_raised_while_the_disk_is_full_are_stored_once_it_is_not(broker_factory):
+    broker = broker_factory(handlers=["alerting"])
+    consumers = [pid for pid in broker_pids(broker.proc.pid) if pid != broker.proc.pid]
+    limit_writes(consumers, 1)  # the alerts stream, cursors and alerting's own state cannot be written
+    users = [f"user{i}" for i in range(10)]
+    broker.client().publish([make_event("authn.login", outcome="failure", actor={"user": u, "ip": "203.0.113.7"})
+                             for _ in range(5) for u in users])  # 5 failed logins each: one brute-force alert each
+    wait_until(lambda: broker.healthz()["handlers"]["alerting"]["failures"] >= 2, message="alerting failing to publish")
+    assert "disk I/O error" in broker.healthz()["handlers"]["alerting"]["last_error"]
+    assert broker.alerts() == []
+
+    limit_writes(consumers, resource.RLIM_INFINITY)
+    sentinel = make_event("security.attack.detected", outcome="failure", severity="critical", actor={"ip": "198.18.0.1"})
+    broker.client().publish([sentinel], seq=2)  # alerting works in log order: its alert comes after the others
+    wait_until(lambda: any(sentinel["id"] in a.get("event_ids", []) for a in broker.alerts()), timeout=30,
+               message="the sentinel's alert")
+    brute = [a for a in broker.alerts() if a["rule"] == "authn-brute-force"]
+    assert sorted(a["group"] for a in brute) == sorted(f"tenant=default,actor.user={u}" for u in users)
