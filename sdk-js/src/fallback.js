@@ -10,7 +10,7 @@
  * the client then counts the event as dropped.
  */
 
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { writeAll } from './files.js';
 
 const BIG = '\u0000big:';
@@ -34,8 +34,20 @@ export function makeFallback(target) {
     let fd = null;
     return {
       write(event) {
-        if (fd === null) fd = openSync(target, 'a', 0o600);
-        writeAll(fd, `${eventToJson(event)}\n`);
+        let line = `${eventToJson(event)}\n`;
+        if (fd === null) {
+          fd = openSync(target, 'a+', 0o600);
+          // after a failed write (a full disk) or a crash mid-line, the next line stands alone
+          if (!endsWithNewline(fd)) line = `\n${line}`;
+        }
+        try {
+          writeAll(fd, line);
+        } catch (err) {
+          // The event counts as dropped; the file is not cut back (a forked child may append too).
+          try { closeSync(fd); } catch { /* gone */ }
+          fd = null;
+          throw err;
+        }
       },
       close() {
         if (fd !== null) closeSync(fd);
@@ -44,4 +56,12 @@ export function makeFallback(target) {
     };
   }
   throw new TypeError(`fallback: expected a file path or a function, got ${typeof target}`);
+}
+
+function endsWithNewline(fd) {
+  const { size } = fstatSync(fd);
+  if (size === 0) return true;
+  const last = Buffer.alloc(1);
+  readSync(fd, last, 0, 1, size - 1);
+  return last[0] === 0x0a;
 }

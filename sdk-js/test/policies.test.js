@@ -4,9 +4,11 @@
 // disk; or, for "block" with a broker, the queue is far smaller than the burst.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from '../src/index.js';
+import { makeFallback } from '../src/fallback.js';
 import { BROKER_MISSING, freePort, startBroker } from './support/broker.js';
 import { Scratch } from './support/scratch.js';
 import { waitUntil } from './support/wait.js';
@@ -58,6 +60,29 @@ test('fallback policy writes each overflowing event to the JSONL file, exactly',
   assert.equal(first.source.platform, 'node');
   assert.match(lines[0], /"ts":\d{19}[,}]/, 'ts is an exact JSON integer (ns), not a rounded float');
   assert.equal('reason' in first, false, 'absent fields are left out');
+});
+
+test('a fallback file whose disk fills mid-line: the write throws, and the next line stands alone', async () => {
+  const file = path.join(dir(), 'overflow.jsonl');
+  const src = new URL('../src/fallback.js', import.meta.url).href;
+  // A child under a 512-byte file-size limit (SIGXFSZ ignored, as Python does): the first line fits,
+  // the second is cut by the limit and its write throws EFBIG.
+  const script = `process.on('SIGXFSZ', () => {});
+    const { makeFallback } = await import(${JSON.stringify(src)});
+    const sink = makeFallback(${JSON.stringify(file)});
+    sink.write({ id: 'first' });
+    try { sink.write({ id: 'dropped', pad: 'x'.repeat(600) }); } catch (err) { console.log(err.code); }`;
+  const out = execFileSync('/bin/sh', ['-c', 'ulimit -S -f 1 && exec "$0" --input-type=module -e "$1"', process.execPath, script]);
+  assert.equal(out.toString().trim(), 'EFBIG');
+  const sink = makeFallback(file); // a later process, with room again
+  sink.write({ id: 'third' });
+  sink.close();
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l);
+  assert.equal(lines.length, 3);
+  assert.equal(JSON.parse(lines[0]).id, 'first');
+  assert.match(lines[1], /"dropped"/); // the torn fragment, on a line of its own
+  assert.throws(() => JSON.parse(lines[1]));
+  assert.equal(JSON.parse(lines[2]).id, 'third');
 });
 
 test('fallback to a function receives the event; a throwing function counts as dropped', async () => {

@@ -9,6 +9,12 @@ threads never interleave lines) or is handed to a callable of your own (write
 it to your log pipeline, a queue, a database).  Events in the fallback sink are
 not replayed by the SDK; they are complete events (id, trace, source), so a
 tool can re-publish them later and the broker de-duplicates by id.
+
+A write that fails (a full disk) raises and the event counts as dropped; what
+was buffered of it is discarded so it cannot reach the file later, and the next
+line starts on a line of its own (a torn fragment, from a full disk or a crash
+mid-line, stays behind as one unparseable line: the file is not cut back, since
+a forked child may append to it too).
 """
 
 from __future__ import annotations
@@ -41,14 +47,21 @@ class FallbackSink:
         if self._call is not None:
             self._call(event)
             return
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
             if self._file is None:
                 parent = os.path.dirname(os.path.abspath(self.path))
                 os.makedirs(parent, exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8")
-            self._file.write(line)
-            self._file.flush()
+                self._file = open(self.path, "ab")
+                if not _ends_with_newline(self.path):  # after a failed write or a crash mid-line
+                    line = b"\n" + line
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except OSError:
+                self._file.raw.close()  # drops the buffered rest: closing the buffered file is then a no-op
+                self._file = None
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -61,3 +74,11 @@ class FallbackSink:
     def reset_after_fork(self) -> None:
         """In a forked child: a fresh lock; the inherited file object stays usable (append mode)."""
         self._lock = threading.Lock()
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"

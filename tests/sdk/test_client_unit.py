@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import resource
 import threading
 import time
 
@@ -14,6 +15,7 @@ import pytest
 
 from secbus_sdk import Client
 from secbus_sdk.event import ID_RE
+from secbus_sdk.fallback import FallbackSink
 from secbus_sdk.spool import Spool
 
 from .helpers import accounted, dead_endpoint, fill_until_full, wait_until
@@ -199,6 +201,27 @@ def test_fallback_policy_writes_overflow_to_a_jsonl_file(down_client, tmp_path):
     assert last["source"]["service"] == "unit" and last["source"]["platform"] == "python"
     assert client.stats()["fallback"] >= 25
     assert client.stats()["dropped"] == 0
+
+
+def test_a_fallback_file_on_a_full_disk_never_gets_a_dropped_event_later_and_the_next_line_stands_alone(tmp_path):
+    path = tmp_path / "overflow.jsonl"
+    sink = FallbackSink(str(path))
+    sink.write({"id": "first", "attrs": {}})
+    room = path.stat().st_size + 20  # part of the next line fits, not all of it
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))  # writes past it fail (EFBIG; Python ignores SIGXFSZ)
+    try:
+        with pytest.raises(OSError):
+            sink.write({"id": "dropped", "attrs": {"pad": "x" * 200}})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    sink.write({"id": "third", "attrs": {}})
+    sink.close()
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["id"] == "first" and json.loads(lines[-1])["id"] == "third"
+    assert len(lines) == 3 and '"dropped"' in lines[1]  # the torn fragment, on its own line
+    with pytest.raises(ValueError):
+        json.loads(lines[1])
 
 
 def test_fallback_callable_receives_events_and_its_failure_is_counted_not_raised(down_client):
