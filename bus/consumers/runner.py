@@ -209,7 +209,7 @@ class HandlerRunner:
             self.skipped += target - cursor
             self.logger.warning("handler %s: %d %s behind (max_lag %d); skipping %d", self.name, head - cursor, stream, self.max_lag, target - cursor)
             cursor = self.cursors[stream] = target
-            self.log.set_cursor(self.name, stream, cursor)
+            self._dirty.add(stream)  # stored with the next persist (within PERSIST_EVERY_S)
         hook = self.callers[self.streams[stream]]
         calls = self._read(stream, cursor)
         if not calls:
