@@ -25,8 +25,8 @@ from support.events import make_event, make_events
 
 pytestmark = pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="prlimit is Linux only")
 
-#: Below the first WAL frame of events.db (32-byte header + 24-byte frame header + a 16 KiB page):
-#: every commit of events fails, however few.
+#: The first WAL frame of events.db ends past this (32-byte header + 24-byte frame header + a
+#: 16 KiB page): every commit of events fails, however few.
 FULL = 16 * 1024
 
 
@@ -46,6 +46,11 @@ def broker_pids(root: int) -> list[int]:
         found.extend(children)
         frontier = children
     return found
+
+
+def consumer_pids(broker) -> list[int]:
+    """Every broker process but ingest: the consumer process and its children."""
+    return broker_pids(broker.proc.pid)[1:]
 
 
 def limit_writes(pids: list[int], limit: int) -> None:
@@ -139,7 +144,7 @@ def test_the_audit_trail_stays_complete_when_its_disk_fills_mid_batch(broker_fac
     client.publish(make_events(10), seq=1)
     wait_until(lambda: broker.healthz()["handlers"]["audit"]["lag"]["events"] == 0, message="audit caught up")
     trail = broker.data_dir / "audit" / "audit-000001.jsonl"
-    consumers = [pid for pid in broker_pids(broker.proc.pid) if pid != broker.proc.pid]
+    consumers = consumer_pids(broker)
     limit_writes(consumers, trail.stat().st_size + 3000)  # room for a few records, then a torn one
 
     for seq in range(2, 52):  # 5,000 events: more than the writer's 1 MiB buffer holds
@@ -174,7 +179,7 @@ def test_traces_closed_while_the_disk_is_full_are_stored_once_it_is_not(broker_f
 
 def test_a_handler_whose_cursor_cannot_be_stored_is_not_failing_and_says_so_once(broker_factory):
     broker = broker_factory(handlers=["metrics"])  # writes no file of its own: only its cursor
-    consumers = [pid for pid in broker_pids(broker.proc.pid) if pid != broker.proc.pid]
+    consumers = consumer_pids(broker)
     limit_writes(consumers, 1)  # state.db (cursors, traces) cannot be written
     client = broker.client()
     for seq in range(1, 6):
@@ -215,7 +220,7 @@ def test_serve_on_a_full_disk_says_so_instead_of_calling_the_log_damaged(tmp_pat
 
 def test_alerts_raised_while_the_disk_is_full_are_stored_once_it_is_not(broker_factory):
     broker = broker_factory(handlers=["alerting"])
-    consumers = [pid for pid in broker_pids(broker.proc.pid) if pid != broker.proc.pid]
+    consumers = consumer_pids(broker)
     limit_writes(consumers, 1)  # the alerts stream, cursors and alerting's own state cannot be written
     users = [f"user{i}" for i in range(10)]
     broker.client().publish([make_event("authn.login", outcome="failure", actor={"user": u, "ip": "203.0.113.7"})
