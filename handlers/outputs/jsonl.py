@@ -64,6 +64,8 @@ class FileOutput(Configured):
         self.last_seq = max(self.last_seq, seq)
 
     def _append(self, line: bytes) -> None:
+        if self._fh is None:
+            self._open()
         try:
             self._fh.write(line)
             self._fh.flush()
@@ -71,8 +73,8 @@ class FileOutput(Configured):
                 os.fsync(self._fh.fileno())
         except OSError:
             self._fh.raw.close()  # drops the buffer: closing the buffered file is then a no-op
+            self._fh = None  # opened again for the retry
             os.truncate(self.path, self._good_bytes)
-            self._open()
             raise  # the runner retries the alert
         self._good_bytes += len(line)
 
