@@ -52,7 +52,9 @@ class FallbackSink:
             if self._file is None:
                 parent = os.path.dirname(os.path.abspath(self.path))
                 os.makedirs(parent, exist_ok=True)
-                self._file = open(self.path, "ab")
+                # owner-only, as the spool: these are security events (Node's SDK does the same)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+                self._file = os.fdopen(fd, "ab")
                 if not _ends_with_newline(self.path):  # after a failed write or a crash mid-line
                     line = b"\n" + line
             try:

@@ -195,6 +195,7 @@ def test_fallback_policy_writes_overflow_to_a_jsonl_file(down_client, tmp_path):
     ids = [client.emit("authz.check", "failure", actor={"user": "eve"}, traceparent="00-" + "ab" * 16 + "-" + "cd" * 8 + "-01") for _ in range(25)]
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["id"] for e in lines[-25:]] == ids
+    assert path.stat().st_mode & 0o777 == 0o600  # owner only, whatever the umask
     last = lines[-1]
     assert last["type"] == "authz.check" and last["outcome"] == "failure" and last["actor"] == {"user": "eve"}
     assert last["trace_id"] == "ab" * 16 and last["span_id"] == "cd" * 8
