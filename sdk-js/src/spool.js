@@ -33,7 +33,7 @@
  */
 
 import {
-  closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync,
+  closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync,
 } from 'node:fs';
 import { writeAll } from './files.js';
 import path from 'node:path';
@@ -166,6 +166,10 @@ export class Spool {
   /** Create the directory, take the lock, adopt orphans, index what is there. */
   open() {
     mkdirSync(this.baseDir, { recursive: true, mode: 0o700 });
+    const mode = statSync(this.baseDir).mode & 0o777;
+    if (mode & 0o077) { // an existing dir keeps its mode: say so, as the broker does for its data dir
+      this.warn(`spool: ${this.baseDir} is open to other users (mode ${mode.toString(8)}): spooled events are security events; chmod 700 it`);
+    }
     if (tryLock(this.baseDir)) {
       this.dir = this.baseDir;
     } else {

@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, statSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MAGIC, Spool, crc32, encodeRecords } from '../src/spool.js';
 import { tempDir } from './support/broker.js';
@@ -172,4 +172,18 @@ test('a spool directory removed under the client is recreated; what was lost wit
   assert.ok(s.isEmpty);
   assert.equal(s.bytes, 0);
   s.close();
+});
+
+test('a spool dir open to other users is named in a warning; a new one is owner-only', () => {
+  const warnings = [];
+  const fresh = path.join(dir(), 'fresh');
+  new Spool(fresh, { maxBytes: 1 << 20, warn: (m) => warnings.push(m) }).open().close();
+  assert.equal(statSync(fresh).mode & 0o777, 0o700);
+  assert.deepEqual(warnings, []);
+  const shared = path.join(dir(), 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o755);
+  new Spool(shared, { maxBytes: 1 << 20, warn: (m) => warnings.push(m) }).open().close();
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /is open to other users \(mode 755\).*chmod 700/);
 });

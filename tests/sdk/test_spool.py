@@ -154,6 +154,18 @@ def test_unusable_spool_dir_is_a_clear_error(tmp_path):
         Spool(str(blocker / "spool"), 1 << 20)
 
 
+def test_a_spool_dir_open_to_other_users_is_named_in_a_warning_and_a_new_one_is_owner_only(tmp_path, caplog):
+    fresh = tmp_path / "fresh"
+    Spool(str(fresh), 1 << 20).close()
+    assert fresh.stat().st_mode & 0o777 == 0o700 and not caplog.records
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    with caplog.at_level("WARNING", logger="secbus_sdk"):
+        Spool(str(shared), 1 << 20).close()
+    assert f"{shared} is open to other users (mode 755)" in caplog.text and "chmod 700" in caplog.text
+
+
 def test_records_appended_after_the_reader_caught_up_are_still_read(tmp_path):
     spool = Spool(str(tmp_path), 1 << 20, segment_bytes=1 << 20)
     spool.append(payload(0), 1)
