@@ -15,7 +15,9 @@ commits not yet in the main file) or an audit line being written.  So:
   never names records the copy lacks;
 * append-only files (``*.jsonl``: the audit chain, ``alert-file``) last, each
   up to its last complete line, so ``secbus audit verify`` passes on the copy;
-* the lock, the runtime file and WAL/SHM files are left out;
+* the lock, the runtime file, WAL/SHM files and temporary files (``*.tmp``: the
+  audit head being rewritten) are left out, and so is a file that vanished
+  between listing and copying (a rename-into-place finished meanwhile);
 * every copied file and directory is fsynced before the command says it is done;
 * a copy that fails part way (a full disk) is removed, so an incomplete copy is
   never mistaken for a backup; the error names the file.
@@ -35,7 +37,7 @@ from . import Usage
 from .stored import add_data_dir, data_dir_of
 
 _SKIP = {"broker.lock", "broker.json"}
-_SKIP_SUFFIXES = ("-wal", "-shm", "-journal")
+_SKIP_SUFFIXES = ("-wal", "-shm", "-journal", ".tmp")
 _CHUNK = 1 << 20
 
 
@@ -66,9 +68,14 @@ def run(args) -> int:
         for path in databases:
             doing = f"copying {path} to {dest}"
             _backup_database(path, dest / path.relative_to(source))
-        for path in others:
+        for path in list(others):
             doing = f"copying {path} to {dest}"
-            _copy_file(path, dest / path.relative_to(source))
+            try:
+                _copy_file(path, dest / path.relative_to(source))
+            except FileNotFoundError as exc:
+                if str(exc.filename) != str(path):
+                    raise
+                others.remove(path)  # gone since the listing: a temporary file, not data
         doing = f"syncing {dest} to disk"
         _sync_tree(dest)
     except (OSError, sqlite3.Error) as exc:

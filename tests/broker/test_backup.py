@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import resource
 import stat
 import subprocess
@@ -108,3 +109,32 @@ def test_a_backup_that_fills_its_disk_says_which_file_and_leaves_no_partial_copy
         assert dest.exists() == existed and (not existed or not any(dest.iterdir()))
     r = run_secbus("backup", str(tmp_path / "new-dir"), "--data-dir", str(broker.data_dir))
     assert r.returncode == 0 and "events up to seq 1000" in r.stdout, r.stderr
+
+
+def test_temporary_files_are_left_out_and_a_file_gone_since_the_listing_is_skipped(tmp_path, monkeypatch):
+    broker = start_broker(tmp_path / "live", handlers=["audit"])
+    with broker.client() as client:
+        client.publish([make_event("authn.login") for _ in range(10)])
+    broker.stop()
+    audit = broker.data_dir / "audit"
+    (audit / "audit.head.tmp").write_text("{}")  # the audit writer's head, caught mid-rewrite
+    (audit / "notes.txt").write_text("removed by its owner while the backup runs")
+
+    r = run_secbus("backup", str(tmp_path / "one"), "--data-dir", str(broker.data_dir))
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "one" / "audit" / "audit.head.tmp").exists()
+
+    # The race the live test can hit: a file listed, then gone (renamed into place) before its copy.
+    from secbus.commands import backup
+
+    listed = backup._inventory
+
+    def inventory_then_remove(source):
+        databases, others = listed(source)
+        (audit / "notes.txt").unlink()
+        return databases, others
+
+    monkeypatch.setattr(backup, "_inventory", inventory_then_remove)
+    args = argparse.Namespace(dest=str(tmp_path / "two"), data_dir=str(broker.data_dir))
+    assert backup.run(args) == 0
+    assert (tmp_path / "two" / "audit" / "audit.head").exists() and not (tmp_path / "two" / "audit" / "notes.txt").exists()
