@@ -11,7 +11,9 @@ Both take ``serve``'s options and build the config exactly as ``serve`` would
   CURVE key file and allow-list, the loopback rule for each listener, every
   enabled handler resolved through its entry point, and the ``[handlers.<name>]``
   table of each handler that offers ``check_settings(name, settings, data_dir)``
-  (every built-in does: types, unknown keys, the alerting rules file).  Such a
+  (every built-in does: types, unknown keys, the alerting rules file), and the
+  data dir (:mod:`.data_dir_check`: a directory this user can write, a readable
+  log, the space left).  Such a
   check reads its settings and files without opening anything for writing; a
   handler without one is checked when it starts (the broker log and
   ``/healthz`` name the problem).
@@ -29,6 +31,7 @@ import tomli_w
 
 from ..config import DEFAULTS, RUNNER_KEYS, ConfigError, data_dir_of, env_names, handler_settings, layers, load
 from ..shown import shown_setting
+from .data_dir_check import check_data_dir, free_text
 from .serve import add_config_options, flags_of
 
 
@@ -90,6 +93,10 @@ def run_check(args) -> int:
     problems += [f"handler {name!r}: {why}" for name, why in skipped.items()]
     setting_problems, unchecked = check_handler_settings(config, plugins)
     problems += setting_problems
+    data_dir = data_dir_of(config).resolve()
+    dir_problems, dir_notes = check_data_dir(data_dir)
+    problems += dir_problems
+    notes += dir_notes
     for note in notes:
         print(f"secbus config check: {note}")
     if problems:
@@ -98,7 +105,7 @@ def run_check(args) -> int:
         return 2
     later = f" ({', '.join(unchecked)}: own settings checked when they start)" if unchecked else ""
     print(f"secbus config check: OK: config {config['config_path'] or '(none: defaults and environment)'}; "
-          f"data in {data_dir_of(config).resolve()}; handlers {', '.join(plugins) or 'none'}{later}")
+          f"data in {data_dir} ({free_text(data_dir)}); handlers {', '.join(plugins) or 'none'}{later}")
     return 0
 
 

@@ -46,6 +46,30 @@ def test_check_passes_on_the_defaults_and_names_the_handlers(tmp_path):
     assert "OK" in r.stdout and "audit, metrics, alerting, alert-log" in r.stdout and str(tmp_path) in r.stdout
 
 
+def test_check_names_a_data_dir_serve_could_not_use_and_notes_one_open_to_others(tmp_path):
+    new = tmp_path / "new" / "data"  # created by serve: fine, nothing created by the check
+    r = secbus("config", "check", "--data-dir", str(new))
+    assert r.returncode == 0 and f"data in {new} (" in r.stdout and " free)" in r.stdout, r.stderr
+    assert not new.exists()
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    r = secbus("config", "check", "--data-dir", str(a_file))
+    assert r.returncode == 2 and f"data dir {a_file} is not a directory" in r.stderr
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir(mode=0o700)
+    (damaged / "events.db").write_bytes(b"not a database at all, but long enough to be read as one")
+    r = secbus("config", "check", "--data-dir", str(damaged))
+    assert r.returncode == 2 and f"the event log in {damaged} cannot be used: file is not a database" in r.stderr
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    r = secbus("config", "check", "--data-dir", str(shared))
+    assert r.returncode == 0 and f"data dir {shared} is open to other users (mode 755); chmod 700 it" in r.stdout
+
+
 def test_check_fails_on_a_handler_that_is_not_installed(tmp_path):
     config = tmp_path / "broker.toml"
     config.write_text('[handlers]\nenabled = ["audit", "siem-forwarder"]\n')
