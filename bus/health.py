@@ -120,6 +120,9 @@ def notes(doc: dict[str, Any]) -> list[str]:
                          f"(last: {handler.get('last_error')})")
         if handler.get("skipped"):
             found.append(f"handler {name} skipped {handler['skipped']:,} records (lag_policy drop)")
+        if handler.get("log_errors"):
+            found.append(f"handler {name}: reading the log or storing its cursor failed {handler['log_errors']:,} "
+                         f"times (a full disk? the broker log says why)")
     for operation, writes in sorted(doc.get("log", {}).get("writes", {}).items()):
         if writes.get("failures") and not writes.get("failing_since_ns"):
             found.append(f"event log: {writes['failures']:,} {operation}s failed and later ones worked "

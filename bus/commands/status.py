@@ -141,11 +141,11 @@ def overview(doc: dict[str, Any], url: str) -> list[str]:
         f"secbus {doc.get('version')} at {url}: {doc.get('status')}, pid {doc.get('pid')}, up {duration(doc.get('uptime_s', 0))}",
         f"  ingest      {listening.get('ingest')}: {ingest.get('events_accepted', 0):,} accepted, "
         f"{ingest.get('events_duplicate', 0):,} duplicate, backlog {ingest.get('backlog', 0):,} of {ingest.get('max_backlog', 0):,}",
-        f"  log         {log_.get('path')}: {size_text(log_.get('size_bytes', 0))}, {events.get('count', 0):,} events "
+        f"  log         {log_.get('path')}: {size_text(log_.get('size_bytes', 0))}, {plural(events.get('count', 0), 'event')} "
         f"(offsets {events.get('first', 0):,}-{events.get('head', 0):,}), "
-        + ", ".join(f"{log_.get('streams', {}).get(s, {}).get('count', 0):,} {s}" for s in ("traces", "alerts"))
+        + ", ".join(plural(log_.get("streams", {}).get(s, {}).get("count", 0), s[:-1]) for s in ("traces", "alerts"))
         + f"; durability {log_.get('durability')}" + disk_text(log_.get("disk")),
-        f"  correlator  {correlator.get('state')}: {doc.get('open_traces', 0):,} open traces, "
+        f"  correlator  {correlator.get('state')}: {plural(doc.get('open_traces', 0), 'open trace')}, "
         f"{correlator.get('closed_traces', 0):,} closed, lag {most_behind(correlator.get('lag'))[0]:,}",
         f"  feed        {listening.get('feed')}: {feed.get('subscriptions', 0)} subscriptions, {feed.get('published', 0):,} published",
         f"  consumers   pid {consumers.get('pid')}, {consumers.get('restarts', 0)} restarts",
@@ -170,6 +170,10 @@ def disk_text(disk: dict | None) -> str:
     if not disk or not disk.get("size_bytes"):
         return ""
     return f"; {size_text(disk['free_bytes'])} free of {size_text(disk['size_bytes'])}"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def fmt(value: Any) -> str:

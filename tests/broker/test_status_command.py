@@ -136,7 +136,8 @@ def test_judgment_of_states_a_broker_reaches_only_under_load_or_after_a_crash():
 def test_counters_that_never_go_down_are_notes_not_problems():
     past = doc_with(
         consumers={"restarts": 2, "last_exit": "signal 9"},
-        handlers={"audit": {"state": "running", "lag": {"events": 0}, "failures": 3, "last_error": "OSError: disk", "skipped": 0}},
+        handlers={"audit": {"state": "running", "lag": {"events": 0}, "failures": 3, "last_error": "OSError: disk", "skipped": 0,
+                            "log_errors": 7}},
         rejects={"invalid": 4, "malformed": 1, "internal": 0},
         ingest={"backlog": 0, "max_backlog": 1000, "handshakes_failed": 2},
     )
@@ -144,5 +145,6 @@ def test_counters_that_never_go_down_are_notes_not_problems():
     text = "\n".join(notes(past))
     assert "started again 2 times (last exit: signal 9)" in text
     assert "handler audit failed 3 times and got past it (last: OSError: disk)" in text
+    assert "handler audit: reading the log or storing its cursor failed 7 times" in text
     assert "rejected: 4 invalid, 1 malformed" in text
     assert "2 handshakes failed at ingest" in text
