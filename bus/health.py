@@ -78,13 +78,12 @@ def problems(doc: dict[str, Any], max_lag: int = DEFAULT_MAX_LAG) -> list[str]:
 
 def size_text(n: float) -> str:
     """``1.2 GiB`` for a number of bytes."""
-    if n < 1024:
-        return f"{n:,.0f} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    step = 0
+    while n >= 1024 and step < len(units) - 1:
         n /= 1024
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.1f} {unit}"
-    raise AssertionError("unreachable")
+        step += 1
+    return f"{n:,.0f} B" if step == 0 else f"{n:,.1f} {units[step]}"
 
 
 def _utc(ns: int) -> str:

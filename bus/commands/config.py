@@ -31,7 +31,7 @@ import tomli_w
 
 from ..config import DEFAULTS, RUNNER_KEYS, ConfigError, data_dir_of, env_names, handler_settings, layers, load
 from ..shown import shown_setting
-from .data_dir_check import check_data_dir, free_text
+from .data_dir_check import check_data_dir
 from .serve import add_config_options, flags_of
 
 
@@ -94,7 +94,7 @@ def run_check(args) -> int:
     setting_problems, unchecked = check_handler_settings(config, plugins)
     problems += setting_problems
     data_dir = data_dir_of(config).resolve()
-    dir_problems, dir_notes = check_data_dir(data_dir)
+    dir_problems, dir_notes, free = check_data_dir(data_dir)
     problems += dir_problems
     notes += dir_notes
     for note in notes:
@@ -105,7 +105,7 @@ def run_check(args) -> int:
         return 2
     later = f" ({', '.join(unchecked)}: own settings checked when they start)" if unchecked else ""
     print(f"secbus config check: OK: config {config['config_path'] or '(none: defaults and environment)'}; "
-          f"data in {data_dir} ({free_text(data_dir)}); handlers {', '.join(plugins) or 'none'}{later}")
+          f"data in {data_dir} ({free}); handlers {', '.join(plugins) or 'none'}{later}")
     return 0
 
 

@@ -18,14 +18,14 @@ from ..health import DISK_FREE_SHARE, size_text
 from ..log.sqlite import LogMissing, LogUnusable, SqliteLog
 
 
-def check_data_dir(path: Path) -> tuple[list[str], list[str]]:
-    """``(problems, notes)`` for the data dir at ``path``."""
+def check_data_dir(path: Path) -> tuple[list[str], list[str], str]:
+    """``(problems, notes, free)`` for the data dir at ``path``; ``free`` reads ``78.4 GiB free``."""
     if path.exists() and not path.is_dir():
-        return [f"data dir {path} is not a directory"], []
+        return [f"data dir {path} is not a directory"], [], ""
     existing = path if path.exists() else _nearest_existing(path)
     if not os.access(existing, os.W_OK | os.X_OK):
         verb = "is not writable" if existing == path else f"cannot be created: {existing} is not writable"
-        return [f"data dir {path} {verb} by this user (uid {os.getuid()})"], []
+        return [f"data dir {path} {verb} by this user (uid {os.getuid()})"], [], ""
     problems: list[str] = []
     notes: list[str] = []
     if existing == path:
@@ -38,13 +38,7 @@ def check_data_dir(path: Path) -> tuple[list[str], list[str]]:
     if size and free < DISK_FREE_SHARE * size:
         notes.append(f"the data dir's file system has {size_text(free)} free of {size_text(size)}: when it fills, "
                      f"publishers are turned away (docs/operations.md, \"When the disk fills\")")
-    return problems, notes
-
-
-def free_text(path: Path) -> str:
-    """``78.4 GiB free`` on the file system that holds (or will hold) ``path``."""
-    fs = os.statvfs(path if path.exists() else _nearest_existing(path))
-    return f"{size_text(fs.f_bavail * fs.f_frsize)} free"
+    return problems, notes, f"{size_text(free)} free"
 
 
 def _nearest_existing(path: Path) -> Path:

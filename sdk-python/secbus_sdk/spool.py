@@ -128,9 +128,10 @@ class Spool:
             os.makedirs(root, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise SpoolError(f"spool_dir: cannot create {root!r}: {exc.strerror}") from None
-        if os.stat(root).st_mode & 0o077:  # an existing dir keeps its mode: say so, as the broker does for its data dir
+        mode = os.stat(root).st_mode & 0o777
+        if mode & 0o077:  # an existing dir keeps its mode: say so, as the broker does for its data dir
             log.warning("secbus spool: %s is open to other users (mode %o): spooled events are security events; "
-                        "chmod 700 it", root, os.stat(root).st_mode & 0o777)
+                        "chmod 700 it", root, mode)
         self.lane, self.lane_dir, self._lock_fd = self._take_lane()
 
     # ------------------------------------------------------------------ lanes
